@@ -1,0 +1,118 @@
+"""The XNYS trading calendar: sessions, regular-session minutes and extended-hours windows.
+
+Backed by ``exchange_calendars``. Minutes are labelled by their start and held as UTC
+timestamps; a full session has 390 minutes (09:30-15:59 New York), an early close 210.
+Extended hours run from 04:00 New York to four hours after the close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+NEW_YORK = ZoneInfo("America/New_York")
+CALENDAR_START = date(2010, 1, 4)
+PRE_MARKET_OPEN = time(4, 0)
+POST_MARKET_HOURS = 4
+
+
+@lru_cache(maxsize=1)
+def xnys():
+    """The exchange_calendars XNYS calendar from 2010 to a year ahead (library default end)."""
+    import exchange_calendars as xc
+
+    return xc.get_calendar("XNYS", start=CALENDAR_START.isoformat())
+
+
+@lru_cache(maxsize=1)
+def _session_table() -> dict[date, tuple[datetime, datetime]]:
+    cal = xnys()
+    opens = cal.schedule["open"].dt.tz_convert("UTC")
+    closes = cal.schedule["close"].dt.tz_convert("UTC")
+    return {
+        day.date(): (o.to_pydatetime(), c.to_pydatetime())
+        for day, o, c in zip(cal.schedule.index, opens, closes, strict=True)
+    }
+
+
+def sessions(start: date, end: date) -> list[date]:
+    """Trading sessions from ``start`` to ``end`` inclusive, in order."""
+    return [d for d in _session_table() if start <= d <= end]
+
+
+def is_session(day: date) -> bool:
+    return day in _session_table()
+
+
+def session_open_close(day: date) -> tuple[datetime, datetime]:
+    """UTC open and close of the regular session; raises ``ValueError`` on a non-session."""
+    try:
+        return _session_table()[day]
+    except KeyError:
+        raise ValueError(f"{day.isoformat()} is not an XNYS trading session") from None
+
+
+def expected_minutes(day: date) -> int:
+    """Regular-session minutes of ``day``: 390 on a full day, 210 on an early close."""
+    opened, closed = session_open_close(day)
+    return int((closed - opened).total_seconds() // 60)
+
+
+def regular_minutes(day: date) -> np.ndarray:
+    """The regular-session minute starts of ``day`` as ``datetime64[us]`` UTC values."""
+    opened, _ = session_open_close(day)
+    start = np.datetime64(opened.replace(tzinfo=None), "us")
+    return start + np.arange(expected_minutes(day)).astype("timedelta64[m]")
+
+
+def extended_window(day: date) -> tuple[datetime, datetime]:
+    """UTC bounds [04:00 New York, close + 4 h) of every bar that may belong to ``day``."""
+    _, closed = session_open_close(day)
+    pre = datetime.combine(day, PRE_MARKET_OPEN, NEW_YORK).astimezone(ZoneInfo("UTC"))
+    return pre, closed + timedelta(hours=POST_MARKET_HOURS)
+
+
+def _cache_file(start: date) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    tag = f"xnys-closed-{start.isoformat()}-xc{version('exchange_calendars')}.json"
+    return root / "finance_dag" / tag
+
+
+def closed_weekdays(start: date, through: date) -> list[date]:
+    """Weekdays in [start, through] that are not XNYS sessions (holidays, one-off closures).
+
+    Used to build the partitions at import time; the answer is cached on disk per
+    exchange_calendars version because importing the library costs most of a second.
+    """
+    cache = _cache_file(start)
+    try:
+        saved = json.loads(cache.read_text())
+        if date.fromisoformat(saved["valid_through"]) >= through:
+            return [d for d in map(date.fromisoformat, saved["closed"]) if d <= through]
+    except (OSError, ValueError, KeyError):
+        pass
+    table = _session_table()
+    last = max(table)
+    closed = []
+    day = start
+    while day <= last:
+        if day.weekday() < 5 and day not in table:
+            closed.append(day)
+        day += timedelta(days=1)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({"valid_through": last.isoformat(), "closed": [d.isoformat() for d in closed]})
+        )
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home only costs the next import the same computation
+    return [d for d in closed if d <= through]

@@ -1,0 +1,42 @@
+"""The finance_dag code location: assets, checks, jobs, schedules, sensors and resources.
+
+``FINANCE_DAG_ENV`` picks the resource set in one place (``resources_for``): ``sim`` (default)
+runs on the simulated market with no keys and no network.
+"""
+
+import dagster as dg
+
+from finance_dag import automation
+from finance_dag.assets import market_data
+from finance_dag.partitions import SETTINGS
+from finance_dag.resources.bar_vendors import BarVendorsResource
+from finance_dag.resources.market import SimulatedMarketResource
+from finance_dag.resources.storage import LakeIOManager, LakeResource
+from finance_dag.settings import Settings
+
+
+def resources_for(
+    settings: Settings,
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """The resources of one environment: storage always, vendors by ``settings.environment``."""
+    lake = LakeResource(root=settings.storage)
+    return {
+        "lake": lake,
+        "io_manager": LakeIOManager(lake=lake),
+        "bar_vendors": BarVendorsResource(market=SimulatedMarketResource()),
+    }
+
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([market_data]),
+    asset_checks=dg.load_asset_checks_from_modules([market_data]),
+    jobs=[
+        automation.minute_bars_job,
+        automation.daily_market_data_job,
+        automation.coverage_report_job,
+        automation.consolidate_job,
+    ],
+    schedules=[automation.after_close_schedule],
+    sensors=[automation.low_coverage_refill, automation.market_data_automation],
+    resources=resources_for(SETTINGS),
+)

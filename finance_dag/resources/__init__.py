@@ -1,0 +1,1 @@
+"""Dagster resources: thin adapters to storage and vendors, one interface per kind."""
