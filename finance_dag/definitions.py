@@ -27,16 +27,21 @@ def resources_for(
     }
 
 
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([market_data]),
-    asset_checks=dg.load_asset_checks_from_modules([market_data]),
-    jobs=[
-        automation.minute_bars_job,
-        automation.daily_market_data_job,
-        automation.coverage_report_job,
-        automation.consolidate_job,
-    ],
-    schedules=[automation.after_close_schedule],
-    sensors=[automation.low_coverage_refill, automation.market_data_automation],
-    resources=resources_for(SETTINGS),
-)
+def build_definitions(settings: Settings, **resource_overrides: object) -> dg.Definitions:
+    """The code location for ``settings``; tests and notebooks may override single resources."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([market_data]),
+        asset_checks=dg.load_asset_checks_from_modules([market_data]),
+        jobs=[
+            automation.minute_bars_job,
+            automation.daily_market_data_job,
+            automation.coverage_report_job,
+            automation.consolidate_job,
+        ],
+        schedules=[automation.after_close_schedule],
+        sensors=[automation.low_coverage_refill, automation.market_data_automation],
+        resources={**resources_for(settings), **resource_overrides},
+    )
+
+
+defs = build_definitions(SETTINGS)

@@ -91,35 +91,31 @@ def minute_bars(
     written: dict[str, dict] = {}
     failed: dict[str, list[str]] = {}
     problems: Counter[str] = Counter()
-    for chunk in _chunks(days, CHUNK_SESSIONS):
-        result = gap_fill(wanted_symbols, chunk, sources)
-        problems.update(
-            dict(
-                validate_bars(result.bars.select(BAR_SCHEMA.names()))[1]["problem"].value_counts().iter_rows()
-            )
-        )
-        parts = result.bars.partition_by("symbol", "date", as_dict=True)
-        rejected = result.invalid.with_columns(
-            date=pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
-        )
-        for day in chunk:
-            for symbol in wanted_symbols:
-                if (day, symbol) not in wanted:
-                    continue
-                key = date_symbol_key(day, symbol)
-                if (symbol, day) in result.failures:
-                    failed[key] = result.failures[(symbol, day)]
-                    continue
-                part = parts.get((symbol, day), result.bars.clear()).drop("date")
-                path = partition_path("minute_bars", symbol=symbol, date=day.isoformat())
-                size = lake.lake.write_parquet(path, compact_for_storage(part), encodings=BAR_ENCODINGS)
-                bad = rejected.filter((pl.col("symbol") == symbol) & (pl.col("date") == day))
-                written[key] = _partition_metadata(part, bad, lake.lake.uri(path), size, with_preview)
+    try:
+        for chunk in _chunks(days, CHUNK_SESSIONS):
+            result = gap_fill(wanted_symbols, chunk, sources)
+            _, still_bad = validate_bars(result.bars.select(BAR_SCHEMA.names()))
+            problems.update(dict(still_bad["problem"].value_counts().iter_rows()))
+            parts = result.bars.partition_by("symbol", "date", as_dict=True)
+            rejected = result.invalid.with_columns(date=_ny_date).partition_by("symbol", "date", as_dict=True)
+            for day in chunk:
+                for symbol in wanted_symbols:
+                    key = date_symbol_key(day, symbol)
+                    if (day, symbol) not in wanted:
+                        continue
+                    if (symbol, day) in result.failures:
+                        failed[key] = result.failures[(symbol, day)]
+                        continue
+                    part = parts.get((symbol, day), result.bars.clear()).drop("date")
+                    path = partition_path("minute_bars", symbol=symbol, date=day.isoformat())
+                    size = lake.lake.write_parquet(path, compact_for_storage(part), encodings=BAR_ENCODINGS)
+                    bad = rejected.get((symbol, day), result.invalid.clear())
+                    written[key] = _partition_metadata(part, bad, lake.lake.uri(path), size, with_preview)
+    except BaseException:
+        _record_written(context, written)  # what is in the lake stays materialised; the rest is missing
+        raise
     if failed:
-        for key, metadata in written.items():
-            context.log_event(
-                dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
-            )
+        _record_written(context, written)
         lines = [f"{key}: {'; '.join(messages)}" for key, messages in sorted(failed.items())]
         raise dg.Failure(
             description=(
@@ -147,6 +143,17 @@ def minute_bars(
             for name, (_, guarded) in BAR_CHECKS.items()
         ]
     )
+
+
+_ny_date = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
+
+
+def _record_written(context: dg.AssetExecutionContext, written: dict[str, dict]) -> None:
+    """Report partitions already in the lake when the run as a whole will not succeed."""
+    for key, metadata in written.items():
+        context.log_event(
+            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
+        )
 
 
 def _partition_metadata(

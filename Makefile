@@ -1,0 +1,40 @@
+# finance_dag: `make demo` and `make test` are all a fresh clone needs (Python 3.11 + make).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export FINANCE_DAG_STORAGE ?= $(CURDIR)/data
+
+.PHONY: env demo dev test lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	@touch $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m finance_dag.demo
+
+dev: $(STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	@touch $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check finance_dag tests benchmarks
+	$(BIN)/ruff format --check finance_dag tests benchmarks
+	$(BIN)/dagster definitions validate -m finance_dag.definitions
+	$(BIN)/pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) data .dagster_home
