@@ -2,20 +2,13 @@
 
 import socket
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import date
 
 import boto3
 import dagster as dg
 import pytest
 
-from finance_dag.definitions import build_definitions
-from finance_dag.partitions import SETTINGS, SYMBOLS
-from finance_dag.resources.bar_vendors import BarVendorsResource
-from finance_dag.resources.market import SimulatedMarketResource
 from finance_dag.sim import SimulatedMarket
-
-THANKSGIVING_WEEK = (date(2024, 11, 27), date(2024, 11, 29))  # a full day, a holiday, an early close
+from tests.support import make_defs
 
 
 @pytest.fixture(scope="session")
@@ -29,28 +22,10 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def make_defs(root: str, fail_symbol_days: list[str] | None = None, **overrides) -> dg.Definitions:
-    """The real code location on a lake at ``root``, optionally with injected vendor failures."""
-    vendors = BarVendorsResource(market=SimulatedMarketResource(), fail_symbol_days=fail_symbol_days or [])
-    return build_definitions(replace(SETTINGS, storage=str(root)), bar_vendors=vendors, **overrides)
-
-
 @pytest.fixture
 def defs(tmp_path) -> dg.Definitions:
+    """The code location on an empty lake in a temporary folder."""
     return make_defs(str(tmp_path / "lake"))
-
-
-def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, raise_on_error=False
-    )
-    assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
-    return result
-
-
-@pytest.fixture
-def first_symbols() -> tuple[str, str, str]:
-    return SYMBOLS[0], SYMBOLS[1], SYMBOLS[2]
 
 
 def _free_port() -> int:

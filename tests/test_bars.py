@@ -21,8 +21,8 @@ DAY = date(2024, 11, 29)  # early close: 09:30-13:00 New York = 14:30-18:00 UTC
 def bar(minute: int, price: float = 10.0, symbol: str = "SPY", **changes) -> dict:
     """A valid regular-session bar ``minute`` minutes after the open of DAY."""
     ts = datetime(2024, 11, 29, 14, 30, tzinfo=UTC).timestamp() + 60 * minute
-    row = dict(symbol=symbol, ts=datetime.fromtimestamp(ts, UTC), open=price, high=price + 0.05,
-               low=price - 0.05, close=price + 0.01, volume=100, vwap=None, trade_count=None, source="x")  # fmt: skip
+    row = dict(symbol=symbol, ts=datetime.fromtimestamp(ts, UTC), open=price, high=price + 0.05)
+    row.update(low=price - 0.05, close=price + 0.01, volume=100, vwap=None, trade_count=None, source="x")
     row.update(changes)
     return row
 

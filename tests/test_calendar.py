@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -28,15 +28,15 @@ def test_early_closes_have_210_minutes(day):
 def test_full_day_minutes_follow_dst_in_utc():
     winter, summer = calendar.regular_minutes(date(2024, 3, 8)), calendar.regular_minutes(date(2024, 3, 11))
     assert len(winter) == len(summer) == 390
-    assert winter[0].astype(datetime).replace(tzinfo=timezone.utc).hour == 14  # 09:30 EST = 14:30 UTC
+    assert winter[0].astype(datetime).replace(tzinfo=UTC).hour == 14  # 09:30 EST = 14:30 UTC
     assert summer[0].astype(datetime).hour == 13  # 09:30 EDT = 13:30 UTC
     assert str(summer[-1]).endswith("19:59:00.000000")  # the last minute starts at 15:59 New York
 
 
 def test_extended_window_runs_from_four_to_close_plus_four_hours():
     pre, post = calendar.extended_window(date(2024, 11, 29))
-    assert pre == datetime(2024, 11, 29, 9, 0, tzinfo=timezone.utc)  # 04:00 EST
-    assert post == datetime(2024, 11, 29, 22, 0, tzinfo=timezone.utc)  # 13:00 close + 4 h
+    assert pre == datetime(2024, 11, 29, 9, 0, tzinfo=UTC)  # 04:00 EST
+    assert post == datetime(2024, 11, 29, 22, 0, tzinfo=UTC)  # 13:00 close + 4 h
 
 
 def test_session_open_close_rejects_non_sessions():

@@ -11,12 +11,14 @@ DAY = date(2024, 11, 26)
 
 
 def test_same_seed_same_bars_whatever_the_batch(market):
-    both, _ = market.vendor_frame("sim_alpaca", ["SPY", "AAPL"], date(2024, 11, 25), DAY)
-    again, _ = SimulatedMarket(7).vendor_frame("sim_alpaca", ["AAPL"], DAY, DAY)
-    ny_day = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
-    assert both.filter((pl.col("symbol") == "AAPL") & (ny_day == DAY)).equals(again)
-    other, _ = SimulatedMarket(8).vendor_frame("sim_alpaca", ["AAPL"], DAY, DAY)
-    assert not other.equals(again)
+    monday = date(2024, 11, 25)
+    both, _ = market.vendor_frame("sim_alpaca", ["SPY", "AAPL"], monday, DAY)
+    alone, _ = SimulatedMarket(7).vendor_frame("sim_alpaca", ["AAPL"], monday, DAY)
+    assert both.filter(pl.col("symbol") == "AAPL").equals(alone)
+    by_day = [SimulatedMarket(7).vendor_frame("sim_alpaca", ["AAPL"], d, d)[0] for d in (monday, DAY)]
+    assert pl.concat(by_day).equals(alone)
+    other, _ = SimulatedMarket(8).vendor_frame("sim_alpaca", ["AAPL"], monday, DAY)
+    assert not other.equals(alone)
 
 
 def test_prices_are_cents_and_the_intraday_path_matches_the_daily_bar(market):
