@@ -140,20 +140,21 @@ class Lake:
         import pyarrow.parquet as pq
 
         table = frame.to_arrow()
-        if metadata:
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         buffer = io.BytesIO()
-        pq.write_table(
-            table,
+        with pq.ParquetWriter(
             buffer,
+            table.schema,
             compression="zstd",
             compression_level=9,
             store_decimal_as_integer=True,
             use_dictionary=[c for c in table.column_names if c not in (encodings or {})],
             column_encoding=dict(encodings) if encodings else None,
             write_statistics=["ts", "date"],
-            store_schema=False,
-        )
+            store_schema=False,  # the arrow schema blob costs ~1 KB a file; parquet types suffice
+        ) as writer:
+            writer.write_table(table)
+            if metadata:
+                writer.add_key_value_metadata(dict(metadata))
         data = buffer.getvalue()
         self.write_bytes(rel, data)
         return len(data)

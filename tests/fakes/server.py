@@ -101,15 +101,14 @@ class FakeServer:
     def total(self, path_prefix: str = "") -> int:
         return sum(n for path, n in self.requests.items() if path.startswith(path_prefix))
 
-    def _take_fault(self, request: Request) -> str | None:
+    def _take_fault(self, request: Request) -> Fault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.applies(request):
                     if fault.times is not None:
                         fault.times -= 1
                     self.faults_served[fault.kind] += 1
-                    request.headers["x-retry-after"] = fault.retry_after
-                    return fault.kind
+                    return fault
         return None
 
     # ---- serving -----------------------------------------------------------------------
@@ -125,11 +124,10 @@ class FakeServer:
         with self._lock:
             self.requests[request.path] += 1
             self.log.append(request)
-        fault = self._take_fault(request)
-        if fault == "429":
-            reply = Reply(429, self.error_body(429, "too many requests"))
-            reply.headers["Retry-After"] = request.headers["x-retry-after"]
-            return reply
+        taken = self._take_fault(request)
+        fault = taken.kind if taken else None
+        if taken and fault == "429":
+            return Reply(429, self.error_body(429, "too many requests"), headers={"Retry-After": taken.retry_after})
         if fault in ("500", "503"):
             return Reply(int(fault), self.error_body(int(fault), "injected server error"))
         if fault == "malformed":
