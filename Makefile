@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-demo: $(STAMP)
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	@touch $(DAGSTER_HOME)/dagster.yaml
+	cp deploy/dagster.yaml $@
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m finance_dag.demo
 
-dev: $(STAMP)
-	@mkdir -p $(DAGSTER_HOME)
-	@touch $(DAGSTER_HOME)/dagster.yaml
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 test: $(STAMP)
