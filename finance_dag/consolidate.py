@@ -9,12 +9,13 @@ day file it was built from; a year is rebuilt only when that manifest changes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from finance_dag.bars import BAR_ENCODINGS, compact_for_storage
+from finance_dag.bars import BAR_ENCODINGS, MINUTE_BAR_SCHEMA, compact_for_storage
 from finance_dag.lake import Lake, partition_path
 
 SOURCE_ASSET = "minute_bars"
@@ -60,6 +61,13 @@ def consolidate_symbol(lake: Lake, symbol: str) -> ConsolidationReport:
         rows += frame.height
         rebuilt.append(year)
     return ConsolidationReport(symbol, rebuilt, unchanged, rows, size)
+
+
+def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> pl.DataFrame:
+    """Every symbol's minute bars of one session (absent symbol-days are skipped)."""
+    paths = [partition_path(SOURCE_ASSET, symbol=s, date=day.isoformat()) for s in symbols]
+    present = [p for p in paths if lake.exists(p)]
+    return lake.read_many(present) if present else pl.DataFrame(schema=MINUTE_BAR_SCHEMA)
 
 
 def _manifest(lake: Lake, path: str) -> dict[str, str] | None:

@@ -56,7 +56,12 @@ def test_rerunning_a_partition_rewrites_identical_bytes(defs, instance, lake_roo
 
 def test_downstream_assets_and_their_values(defs, instance, lake_root):
     run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
-    run_job(defs, instance, "daily_market_data_job", range_tags(FIRST.isoformat(), LAST.isoformat()))
+    daily_run = run_job(
+        defs, instance, "daily_market_data_job", range_tags(FIRST.isoformat(), LAST.isoformat())
+    )
+    (check,) = daily_run.get_asset_check_evaluations()
+    assert check.check_name == "coverage_above_threshold" and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.passed == (check.metadata["below_threshold"].value == 0)
     run_job(defs, instance, "consolidate_job", range_tags(SYMBOLS[0], SYMBOLS[-1]))
     result = run_job(defs, instance, "coverage_report_job")
 

@@ -190,20 +190,19 @@ def _partition_metadata(
     kinds=KINDS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=dg.AutomationCondition.eager(),
+    deps=[minute_bars],
     description="Daily OHLCV per symbol built from each session's regular-hours minute bars.",
 )
-def daily_bars(context: dg.AssetExecutionContext, minute_bars: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    daily = daily_from_minutes(minute_bars) if minute_bars.height else pl.DataFrame()
+def daily_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dict[str, pl.DataFrame]:
     out = {}
     for key in context.partition_keys:
-        frame = daily.filter(pl.col("date") == date.fromisoformat(key)) if daily.height else daily
+        bars = consolidate.read_day_bars(lake.lake, SYMBOLS, date.fromisoformat(key))
+        frame = daily_from_minutes(bars)
         out[key] = frame
         context.add_asset_metadata(
             {
                 "dagster/row_count": frame.height,
-                "symbols_missing": dg.MetadataValue.json(
-                    sorted(set(SYMBOLS) - set(frame["symbol"] if frame.height else []))
-                ),
+                "symbols_missing": dg.MetadataValue.json(sorted(set(SYMBOLS) - set(frame["symbol"]))),
                 "preview": dg.MetadataValue.md(markdown_table(frame.head(25))),
             },
             partition_key=key,
@@ -217,6 +216,7 @@ def daily_bars(context: dg.AssetExecutionContext, minute_bars: pl.DataFrame) -> 
     kinds=KINDS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=dg.AutomationCondition.eager(),
+    deps=[minute_bars],
     check_specs=[
         dg.AssetCheckSpec(
             "coverage_above_threshold",
@@ -229,13 +229,11 @@ def daily_bars(context: dg.AssetExecutionContext, minute_bars: pl.DataFrame) -> 
         "(390, or 210 on early closes), coverage = bars / expected (never above 1) and bars per source."
     ),
 )
-def bar_coverage(context: dg.AssetExecutionContext, minute_bars: pl.DataFrame) -> Iterator:
-    days = [date.fromisoformat(k) for k in context.partition_keys]
-    empty = pl.DataFrame(schema={**BAR_SCHEMA, "regular": pl.Boolean})
-    table = daily_coverage(minute_bars if minute_bars.height else empty, SYMBOLS, days)
+def bar_coverage(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator:
     out = {}
-    for key, day in zip(context.partition_keys, days, strict=True):
-        frame = table.filter(pl.col("date") == day)
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        frame = daily_coverage(consolidate.read_day_bars(lake.lake, SYMBOLS, day), SYMBOLS, [day])
         out[key] = frame
         context.add_asset_metadata(
             {
@@ -247,7 +245,7 @@ def bar_coverage(context: dg.AssetExecutionContext, minute_bars: pl.DataFrame) -
         )
     yield dg.Output(out)
     threshold = SETTINGS.coverage_threshold
-    low = table.filter(pl.col("coverage") < threshold)
+    low = pl.concat(out.values()).filter(pl.col("coverage") < threshold)
     yield dg.AssetCheckResult(
         check_name="coverage_above_threshold",
         passed=low.is_empty(),

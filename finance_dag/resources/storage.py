@@ -51,9 +51,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
     """Stores polars frames in the lake, one file per partition.
 
     An asset may return a frame (one partition or unpartitioned), a ``{partition_key: frame}``
-    dict (a run over several partitions) or ``None`` when it wrote the lake itself. Loading one
+    dict (a run over several partitions) or nothing when it wrote the lake itself. Loading one
     partition returns its frame; a partition stored as a folder of files (``consolidated_bars``)
-    is read whole; loading several partitions returns them concatenated, skipping absent ones.
+    is read whole. Assets that need many partitions declare a dep and read the lake in chunks.
     """
 
     lake: LakeResource
@@ -89,18 +89,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self._require(self._path(context, None))
         keys = list(context.asset_partition_keys)
-        if len(keys) == 1:
-            return self._require(self._path(context, keys[0]))
-        frames, missing = [], []
-        for key in keys:
-            frame = self._read_partition(self._path(context, key))
-            (missing.append(key) if frame is None else frames.append(frame))
-        if missing:
-            context.log.warning(
-                f"{context.asset_key.to_user_string()}: {len(missing)} of {len(keys)} partitions "
-                f"are not in the lake (e.g. {missing[0]}); continuing without them"
+        if len(keys) != 1:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: loads one partition at a time, asked for {len(keys)}; "
+                "declare a dep and read the lake (finance_dag.consolidate) for many"
             )
-        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        return self._require(self._path(context, keys[0]))
 
     def _require(self, path: str) -> pl.DataFrame:
         frame = self._read_partition(path)
