@@ -79,3 +79,11 @@ def test_daily_returns_follow_the_known_factor_model(market):
     true = factors.filter(pl.col("date") == day).select(FACTORS).row(0)
     assert np.corrcoef(coef[1:], true)[0, 1] > 0.9
     assert len(FACTORS) == 6 and exposures["market"].is_between(0.2, 3.0).all()
+
+
+def test_fundamentals_carry_the_size_and_value_exposures(market):
+    symbols = [f"SIM{i:03d}" for i in range(200)]
+    joined = market.fundamentals(symbols).join(market.exposures(symbols), on="symbol")
+    assert joined.select(pl.corr(pl.col("market_cap").log(), "size", method="spearman")).item() < -0.99
+    assert joined.select(pl.corr("book_to_market", "value", method="spearman")).item() > 0.99
+    assert joined["sector"].n_unique() == 11 and (joined["market_cap"] > 0).all()

@@ -25,6 +25,10 @@ from finance_dag import calendar
 from finance_dag.bars import BAR_SCHEMA
 
 FACTORS: tuple[str, ...] = ("market", "size", "value", "momentum", "volatility", "liquidity")
+SECTORS: tuple[str, ...] = (
+    "Communication Services", "Consumer Discretionary", "Consumer Staples", "Energy", "Financials",
+    "Health Care", "Industrials", "Information Technology", "Materials", "Real Estate", "Utilities",
+)  # fmt: skip
 _FACTOR_MEAN = np.array([0.0003, 0.0, 0.0001, 0.0002, -0.0001, 0.0])
 _FACTOR_VOL = np.array([0.011, 0.004, 0.004, 0.005, 0.004, 0.003])
 _NS_PER_MINUTE = 60_000_000  # datetime64[us]
@@ -93,6 +97,21 @@ class SimulatedMarket:
         """True factor loadings per symbol (``market`` is the beta)."""
         rows = np.array([self.profile(s).exposures for s in symbols])
         return pl.DataFrame({"symbol": symbols, **{f: rows[:, i] for i, f in enumerate(FACTORS)}})
+
+    def fundamentals(self, symbols: list[str]) -> pl.DataFrame:
+        """Sector, market cap and book-to-market consistent with the true exposures.
+
+        ``size`` is small-minus-big (a high exposure means a small cap) and ``value`` loads on
+        book-to-market, so a risk model's value factor can be built from fundamentals and checked.
+        """
+        loadings = self.exposures(symbols)
+        sector_index = [_symbol_id(s) % len(SECTORS) for s in symbols]
+        return loadings.select(
+            "symbol",
+            sector=pl.Series([SECTORS[i] for i in sector_index]),
+            market_cap=(24.0 - 1.3 * pl.col("size")).exp().round(0),
+            book_to_market=(-0.7 + 0.5 * pl.col("value")).exp().round(4),
+        )
 
     def factor_returns(self, start: date, end: date) -> pl.DataFrame:
         """True daily factor returns (log) for every session in [start, end]."""
