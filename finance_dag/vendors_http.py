@@ -10,6 +10,8 @@ asked, the attempts and the last HTTP status, with API keys redacted. No Dagster
 from __future__ import annotations
 
 import json
+import logging
+import random
 import re
 import threading
 import time
@@ -18,12 +20,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from finance_dag.bars import SymbolDay, VendorError
 
@@ -45,6 +47,17 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+class _RedactRequestLog(logging.Filter):
+    """Masks credentials in urllib3's DEBUG request lines, which carry the full query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactRequestLog())
 
 
 # ---- rate limiting ------------------------------------------------------------------------
@@ -89,7 +102,7 @@ class RateLimiter:
             waited += wait
 
 
-@lru_cache(maxsize=None)
+@cache
 def shared_limiter(vendor: str, limits: tuple[tuple[int, float], ...]) -> RateLimiter:
     """One limiter per vendor and plan in this process, shared by every adapter instance."""
     return RateLimiter(limits)
@@ -138,9 +151,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 def status_error(status: int, body: str, headers: Any = None) -> TransientError | PermanentError:
-    """The error for an HTTP status ``status`` with response ``body`` (first 200 characters kept)."""
-    excerpt = " ".join(body.split())[:200]
-    detail = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    """The error for an HTTP status ``status`` with response ``body`` (first 300 characters kept)."""
+    detail = " ".join(body.split())[:300] or "(empty body)"
     if status in RETRYABLE_STATUS:
         retry_after = retry_after_seconds(headers.get("Retry-After")) if headers is not None else None
         return TransientError(detail, status, retry_after)
@@ -158,7 +170,7 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise TransientError(f"malformed JSON (HTTP 200, {len(text)} bytes): {exc}", 200) from None
+        raise TransientError(f"malformed JSON ({len(text)} bytes): {exc}", 200) from None
 
 
 def classify(exc: BaseException) -> TransientError | PermanentError | None:
@@ -195,7 +207,8 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientError) and error.retry_after is not None:
             return error.retry_after
-        return wait_exponential_jitter(self.initial_wait, self.max_wait, jitter=self.jitter)(state)
+        backoff = self.initial_wait * 2 ** (state.attempt_number - 1) + random.uniform(0, self.jitter)
+        return min(self.max_wait, backoff)
 
     def should_retry(self, error: BaseException) -> bool:
         return isinstance(error, TransientError) and (error.retry_after or 0.0) <= self.max_wait
@@ -221,9 +234,7 @@ class VendorClient:
                 return fn()
             except Exception as exc:
                 mapped = classify(exc)
-                if mapped is None:
-                    raise
-                if mapped is exc:
+                if mapped is None or mapped is exc:
                     raise
                 raise mapped from exc
 
@@ -238,16 +249,12 @@ class VendorClient:
             return retrying(attempt)
         except (TransientError, PermanentError) as exc:
             tries = retrying.statistics.get("attempt_number", 1)
-            status = f"HTTP {exc.status}" if exc.status else "no HTTP status"
+            status = f"HTTP {exc.status}" if exc.status else "no HTTP response"
             waited = f", Retry-After {exc.retry_after:g}s" if getattr(exc, "retry_after", None) else ""
             message = (
-                f"{self.vendor}: {what} failed after {tries} attempt(s) ({status}{waited}): "
-                f"{exc.detail}"
+                f"{self.vendor}: {what} failed after {tries} attempt(s) ({status}{waited}): {exc.detail}"
             )
             raise RequestFailed(redact(message, self.secrets), exc.status) from None
-
-    def redact(self, text: str) -> str:
-        return redact(text, self.secrets)
 
 
 def describe_request(symbols: Sequence[str], start: date, end: date) -> str:
@@ -256,15 +263,11 @@ def describe_request(symbols: Sequence[str], start: date, end: date) -> str:
     return f"{','.join(symbols)} {span}"
 
 
-def failures_for(
-    vendor: str, keys: Iterable[SymbolDay], error: VendorError | str, note: str = ""
-) -> dict[SymbolDay, str]:
-    """One message per symbol-day naming vendor, symbol, date and the request's error."""
+def failures_for(keys: Iterable[SymbolDay], error: VendorError | str) -> dict[SymbolDay, str]:
+    """One message per symbol-day: the request's error (naming vendor, request and status), then
+    the symbol and date it left unserved."""
     detail = str(error)
-    return {
-        (symbol, day): f"{vendor}: no bars for {symbol} on {day.isoformat()}{note}: {detail}"
-        for symbol, day in keys
-    }
+    return {(symbol, day): f"{detail} [no bars for {symbol} on {day.isoformat()}]" for symbol, day in keys}
 
 
 # ---- sessions ------------------------------------------------------------------------------

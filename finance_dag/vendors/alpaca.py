@@ -104,7 +104,7 @@ class AlpacaBars:
             try:
                 body = self.http.call(what, lambda q=query: self._page(q))
             except RequestFailed as error:
-                failures = failures_for(NAME, _unserved(ordered, days, pages), error)
+                failures = failures_for(_unserved(ordered, days, pages), error)
                 break
             pages.append(_frame(body["bars"] or {}))
             token = body.get("next_page_token")
@@ -112,7 +112,7 @@ class AlpacaBars:
                 break
             if token in seen:  # a vendor bug; following it would loop forever
                 error = f"{NAME}: {what} returned an already-used next_page_token (HTTP 200)"
-                failures = failures_for(NAME, _unserved(ordered, days, pages), error)
+                failures = failures_for(_unserved(ordered, days, pages), error)
                 break
             seen.add(token)
         return fetch_result(pages, NAME, ordered, days, failures)
@@ -135,7 +135,9 @@ class AlpacaBars:
 def _frame(bars: dict[str, list[dict[str, Any]]]) -> pl.DataFrame:
     """One page's ``{symbol: [{t, o, h, l, c, v, n, vw}]}`` as a frame with a UTC ``ts``."""
     parts = [
-        pl.DataFrame(rows).with_columns(symbol=pl.lit(symbol, pl.String)) for symbol, rows in bars.items() if rows
+        pl.DataFrame(rows).with_columns(symbol=pl.lit(symbol, pl.String))
+        for symbol, rows in bars.items()
+        if rows
     ]
     if not parts:
         return pl.DataFrame()

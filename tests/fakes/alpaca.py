@@ -37,7 +37,8 @@ class FakeAlpaca(FakeServer):
             return Reply(404, self.error_body(404, "not found"))
         key, secret = self.credentials
         if key and (
-            request.headers.get("APCA-API-KEY-ID") != key or request.headers.get("APCA-API-SECRET-KEY") != secret
+            request.headers.get("APCA-API-KEY-ID") != key
+            or request.headers.get("APCA-API-SECRET-KEY") != secret
         ):
             return Reply(403, self.error_body(403, "forbidden"))
         q = request.query

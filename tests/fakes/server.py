@@ -8,6 +8,7 @@ A fake subclasses ``FakeServer`` and implements ``serve(request)``. Faults are q
 - ``"slow"``: the normal answer after ``slow_seconds`` (past the client's timeout)
 - ``"truncated"``: the normal answer cut in half
 - ``"malformed"``: an HTML error page with status 200 instead of JSON
+- ``"echo"``: HTTP 400 whose body echoes the request line, query (and any key in it) included
 - vendor kinds (``"empty_page"``, ``"note"``...) handled by the fake's ``serve``
 
 ``times=None`` keeps a fault forever (a vendor that keeps failing); ``match`` restricts a
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-GENERIC_FAULTS = {"429", "500", "503", "slow", "truncated", "malformed"}
+GENERIC_FAULTS = {"429", "500", "503", "slow", "truncated", "malformed", "echo"}
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Fault:
 class FakeServer:
     """Threaded HTTP server on 127.0.0.1 (random port); use as a context manager."""
 
-    slow_seconds = 1.0
+    slow_seconds = 4.0
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()  # per path
@@ -67,7 +68,7 @@ class FakeServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     # ---- lifecycle ---------------------------------------------------------------------
     @property
@@ -127,9 +128,14 @@ class FakeServer:
         taken = self._take_fault(request)
         fault = taken.kind if taken else None
         if taken and fault == "429":
-            return Reply(429, self.error_body(429, "too many requests"), headers={"Retry-After": taken.retry_after})
+            return Reply(
+                429, self.error_body(429, "too many requests"), headers={"Retry-After": taken.retry_after}
+            )
         if fault in ("500", "503"):
             return Reply(int(fault), self.error_body(int(fault), "injected server error"))
+        if fault == "echo":
+            query = "&".join(f"{k}={v}" for k, v in request.query.items())
+            return Reply(400, f"bad request: GET {request.path}?{query}".encode(), "text/plain")
         if fault == "malformed":
             return Reply(200, b"<html><body>Will be right back...</body></html>", "text/html")
         reply = self.serve(request, None if fault in GENERIC_FAULTS else fault)
