@@ -12,19 +12,34 @@ from finance_dag.partitions import SETTINGS
 from finance_dag.resources.bar_vendors import BarVendorsResource
 from finance_dag.resources.market import SimulatedMarketResource
 from finance_dag.resources.storage import LakeIOManager, LakeResource
+from finance_dag.resources.vendors import AlpacaResource, AlphaVantageResource, FredResource, YahooResource
 from finance_dag.settings import Settings
 
 
-def resources_for(
-    settings: Settings,
-) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
-    """The resources of one environment: storage always, vendors by ``settings.environment``."""
+def bar_vendors_for(settings: Settings) -> BarVendorsResource:
+    """The vendor chain named by ``FINANCE_DAG_BAR_VENDORS``; real vendors read secrets via EnvVar."""
+    real = {
+        "alpaca": lambda: AlpacaResource(
+            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
+        ),
+        "alphavantage": lambda: AlphaVantageResource(api_key=dg.EnvVar("ALPHAVANTAGE_API_KEY")),
+        "yahoo": YahooResource,
+    }
+    nested = {name: real[name]() for name in settings.bar_vendors if name in real}
+    return BarVendorsResource(vendors=list(settings.bar_vendors), market=SimulatedMarketResource(), **nested)
+
+
+def resources_for(settings: Settings) -> dict[str, object]:
+    """The resources of one environment: the lake always, vendors by ``settings.environment``."""
     lake = LakeResource(root=settings.storage)
-    return {
+    resources: dict[str, object] = {
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),
-        "bar_vendors": BarVendorsResource(market=SimulatedMarketResource()),
+        "bar_vendors": bar_vendors_for(settings),
     }
+    if settings.environment == "prod":
+        resources["fred"] = FredResource(api_key=dg.EnvVar("FRED_API_KEY"))
+    return resources
 
 
 def build_definitions(settings: Settings, **resource_overrides: object) -> dg.Definitions:

@@ -13,6 +13,10 @@ from datetime import date
 DEFAULT_STORAGE = "./data"
 DEFAULT_START_DATE = "2024-01-02"
 DEFAULT_COVERAGE_THRESHOLD = 0.85
+DEFAULT_BAR_VENDORS = {
+    "sim": "sim_alpaca,sim_alphavantage,sim_yahoo",
+    "prod": "alpaca,alphavantage,yahoo",
+}
 
 
 class SettingError(ValueError):
@@ -26,6 +30,7 @@ class Settings:
     start_date: date
     coverage_threshold: float
     environment: str
+    bar_vendors: tuple[str, ...]  # primary first, then fallbacks in order
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -48,10 +53,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     environment = env.get("FINANCE_DAG_ENV", "sim")
     if environment not in ("sim", "prod"):
         raise SettingError(f"FINANCE_DAG_ENV={environment!r} must be 'sim' or 'prod'")
+    vendors = tuple(
+        v.strip() for v in env.get("FINANCE_DAG_BAR_VENDORS", DEFAULT_BAR_VENDORS[environment]).split(",")
+    )
+    if not all(vendors):
+        raise SettingError(
+            f"FINANCE_DAG_BAR_VENDORS={env['FINANCE_DAG_BAR_VENDORS']!r} has an empty vendor name"
+        )
     return Settings(
         storage=env.get("FINANCE_DAG_STORAGE", DEFAULT_STORAGE),
         universe=env.get("FINANCE_DAG_UNIVERSE", "demo"),
         start_date=start,
         coverage_threshold=threshold,
         environment=environment,
+        bar_vendors=vendors,
     )

@@ -31,10 +31,11 @@ from finance_dag.partitions import (
 from finance_dag.reports import coverage_heatmap_png, markdown_table
 from finance_dag.resources.bar_vendors import BarVendorsResource
 from finance_dag.resources.storage import LakeResource
+from finance_dag.resources.vendors import vendor_pool
 
 GROUP = "market_data"
 KINDS = {"polars", "parquet"}
-CHUNK_SESSIONS = 10  # sessions gap-filled together in a ranged run: bounds memory, keeps batching
+CHUNK_SESSIONS = 20  # sessions gap-filled together in a ranged run: bounds memory, keeps batching
 PREVIEW_LIMIT = 100  # ranged runs over more partitions skip per-partition previews
 
 # Which validation problems each minute_bars check guards against.
@@ -71,7 +72,7 @@ def _chunks(days: Sequence[date], size: int) -> Iterator[list[date]]:
         dg.AssetCheckSpec(name, asset="minute_bars", description=desc)
         for name, (desc, _) in BAR_CHECKS.items()
     ],
-    pool="bar_vendors",
+    pool=vendor_pool(SETTINGS.bar_vendors[0]),
     description=(
         "Gap-filled 1-minute bars per trading day and symbol, UTC, raw prices. The primary vendor "
         "is asked first, each fallback only for symbol-days still missing minutes; `source` names "

@@ -27,6 +27,11 @@ POOLS: dict[str, str] = {
 }
 
 
+def vendor_pool(vendor: str) -> str:
+    """The concurrency pool of a vendor; every simulated vendor shares ``simulated_market``."""
+    return POOLS.get(vendor, "simulated_market")
+
+
 class VendorResource(dg.ConfigurableResource):
     """Settings every vendor shares: where it lives and how hard to retry."""
 
