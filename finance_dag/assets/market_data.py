@@ -185,13 +185,19 @@ def _partition_metadata(
     return metadata
 
 
-@dg.asset(
+# Per-session assets derived from every symbol's minute bars of that session, kept up to date.
+PER_SESSION_FROM_MINUTE_BARS = dict(
     partitions_def=trading_days,
     group_name=GROUP,
     kinds=KINDS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=dg.AutomationCondition.eager(),
     deps=[minute_bars],
+)
+
+
+@dg.asset(
+    **PER_SESSION_FROM_MINUTE_BARS,
     description="Daily OHLCV per symbol built from each session's regular-hours minute bars.",
 )
 def daily_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dict[str, pl.DataFrame]:
@@ -212,12 +218,7 @@ def daily_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dict[st
 
 
 @dg.asset(
-    partitions_def=trading_days,
-    group_name=GROUP,
-    kinds=KINDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=dg.AutomationCondition.eager(),
-    deps=[minute_bars],
+    **PER_SESSION_FROM_MINUTE_BARS,
     check_specs=[
         dg.AssetCheckSpec(
             "coverage_above_threshold",
