@@ -93,7 +93,8 @@ def session_windows(days: Iterable[date]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _ny_date(col: str = "ts") -> pl.Expr:
+def ny_date(col: str = "ts") -> pl.Expr:
+    """The New York trading date of a UTC timestamp column."""
     return pl.col(col).dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
 
 
@@ -104,7 +105,7 @@ def validate_bars(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     low <= min(open, close); volume >= 0; ``ts`` inside its session's extended hours;
     one bar per symbol and minute (the first one wins). Invalid rows carry ``problem``.
     """
-    with_date = frame.with_columns(date=_ny_date())
+    with_date = frame.with_columns(date=ny_date())
     windows = session_windows(with_date["date"].unique().drop_nulls().to_list())
     joined = with_date.join(windows, on="date", how="left")
     problem = (
@@ -208,7 +209,7 @@ def daily_from_minutes(bars: pl.DataFrame) -> pl.DataFrame:
     """Daily OHLCV per symbol and date from regular-session minute bars (sorted by ``ts``)."""
     regular = bars.filter("regular").sort("symbol", "ts")
     if "date" not in regular.columns:
-        regular = regular.with_columns(date=_ny_date())
+        regular = regular.with_columns(date=ny_date())
     return regular.group_by("symbol", "date", maintain_order=True).agg(
         open=pl.col("open").first(),
         high=pl.col("high").max(),

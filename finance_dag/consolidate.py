@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from finance_dag.bars import BAR_ENCODINGS, MINUTE_BAR_SCHEMA, compact_for_storage
+from finance_dag.bars import BAR_ENCODINGS, MINUTE_BAR_SCHEMA, compact_for_storage, ny_date
 from finance_dag.lake import Lake, partition_path
 
 SOURCE_ASSET = "minute_bars"
@@ -85,5 +85,4 @@ def load_symbol_bars(lake: Lake, symbol: str, start: date, end: date) -> pl.Data
     if not frames:
         return pl.DataFrame()
     bars = pl.concat(frames)
-    day = bars["ts"].dt.convert_time_zone("America/New_York").dt.date()
-    return bars.filter((day >= start) & (day <= end))
+    return bars.filter(ny_date().is_between(start, end))

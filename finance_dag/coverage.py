@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from finance_dag import calendar
+from finance_dag.bars import ny_date
 
 # (tier, lowest coverage that earns it), best first; no bars at all is NO DATA.
 TIERS: tuple[tuple[str, float], ...] = (
@@ -44,9 +45,7 @@ def daily_coverage(bars: pl.DataFrame, symbols: Sequence[str], days: Sequence[da
         schema={"symbol": pl.String, "date": pl.Date, "expected_minutes": pl.Int64},
         orient="row",
     )
-    regular = bars.filter("regular").with_columns(
-        date=pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
-    )
+    regular = bars.filter("regular").with_columns(date=ny_date())
     per_source = (
         regular.group_by("symbol", "date", "source")
         .agg(bars=pl.col("ts").n_unique())

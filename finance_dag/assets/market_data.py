@@ -15,6 +15,7 @@ from finance_dag.bars import (
     compact_for_storage,
     daily_from_minutes,
     gap_fill,
+    ny_date,
     validate_bars,
 )
 from finance_dag.coverage import coverage_summary, daily_coverage, tier_counts
@@ -98,7 +99,9 @@ def minute_bars(
             _, still_bad = validate_bars(result.bars.select(BAR_SCHEMA.names()))
             problems.update(dict(still_bad["problem"].value_counts().iter_rows()))
             parts = result.bars.partition_by("symbol", "date", as_dict=True)
-            rejected = result.invalid.with_columns(date=_ny_date).partition_by("symbol", "date", as_dict=True)
+            rejected = result.invalid.with_columns(date=ny_date()).partition_by(
+                "symbol", "date", as_dict=True
+            )
             for day in chunk:
                 for symbol in wanted_symbols:
                     key = date_symbol_key(day, symbol)
@@ -144,9 +147,6 @@ def minute_bars(
             for name, (_, guarded) in BAR_CHECKS.items()
         ]
     )
-
-
-_ny_date = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
 
 
 def _record_written(context: dg.AssetExecutionContext, written: dict[str, dict]) -> None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import dagster as dg
 
-from finance_dag.bars import FetchResult
+from finance_dag.bars import FetchResult, ny_date
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
 
 
@@ -45,9 +45,7 @@ class SimulatedVendor:
         }
         if failures:
             failed = {f"{s}|{d}" for s, d in failures}
-            keep = (
-                bars["symbol"] + "|" + bars["ts"].dt.convert_time_zone("America/New_York").dt.date().cast(str)
-            )
+            keep = bars["symbol"] + "|" + bars.select(ny_date())["ts"].cast(str)
             bars = bars.filter(~keep.is_in(list(failed)))
         return FetchResult(bars=bars, failures=failures)
 

@@ -7,13 +7,7 @@ from datetime import date
 
 import polars as pl
 
-from finance_dag import calendar
-from finance_dag.bars import BAR_SCHEMA, FetchResult, SymbolDay, conform
-
-
-def ny_date(col: str = "ts") -> pl.Expr:
-    """The New York trading date of a UTC timestamp column."""
-    return pl.col(col).dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
+from finance_dag.bars import BAR_SCHEMA, FetchResult, SymbolDay, conform, ny_date
 
 
 def symbol_days(symbols: Iterable[str], days: Iterable[date]) -> list[SymbolDay]:
