@@ -3,7 +3,12 @@
 import subprocess
 import sys
 
-SCRIPTS = ["benchmarks.bench_import", "benchmarks.bench_backfill", "benchmarks.bench_read"]
+SCRIPTS = [
+    "benchmarks.bench_import",
+    "benchmarks.bench_read",
+    "benchmarks.bench_vendor_requests",
+    "benchmarks.bench_backfill",
+]
 
 
 def main() -> int:
