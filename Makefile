@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-export FINANCE_DAG_STORAGE ?= $(CURDIR)/data
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+FINANCE_DAG_STORAGE ?= $(CURDIR)/data
+# The demo and the UI share one instance and one lake; tests make their own.
+demo dev: export DAGSTER_HOME := $(DAGSTER_HOME)
+demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
 
 .PHONY: env demo dev test lint bench clean
 
