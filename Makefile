@@ -9,7 +9,7 @@ FINANCE_DAG_STORAGE ?= $(CURDIR)/data
 demo dev: export DAGSTER_HOME := $(DAGSTER_HOME)
 demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
 
-.PHONY: env demo dev test lint bench clean
+.PHONY: env demo dev test bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
