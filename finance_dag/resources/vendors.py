@@ -8,15 +8,22 @@ instance, so per-run caches (Alpha Vantage months) are shared by every call in a
 """
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from finance_dag.vendors.alpaca import AlpacaBars
-from finance_dag.vendors.alpha_vantage import AlphaVantageBars
-from finance_dag.vendors.fred import DEFAULT_SERIES, FredMacro
-from finance_dag.vendors.yahoo import YahooBars
-from finance_dag.vendors_http import RetryPolicy, shared_limiter
+from finance_dag.sim.macro import MACRO_SERIES
+
+if TYPE_CHECKING:
+    from finance_dag.vendors.alpaca import AlpacaBars
+    from finance_dag.vendors.alpha_vantage import AlphaVantageBars
+    from finance_dag.vendors.fred import FredMacro
+    from finance_dag.vendors.yahoo import YahooBars
+    from finance_dag.vendors_http import RetryPolicy
+
+# The vendor SDKs (alpaca-py, yfinance, alpha_vantage, fredapi) cost about half a second to
+# import, so adapters are imported when a resource builds one, not when definitions load.
 
 # Dagster concurrency pools, one per vendor, for assets that call it.
 POOLS: dict[str, str] = {
@@ -45,7 +52,9 @@ class VendorResource(dg.ConfigurableResource):
 
     _adapter: object = PrivateAttr(default=None)
 
-    def policy(self) -> RetryPolicy:
+    def policy(self) -> "RetryPolicy":
+        from finance_dag.vendors_http import RetryPolicy
+
         return RetryPolicy(
             attempts=self.max_attempts,
             initial_wait=self.backoff_initial_s,
@@ -86,7 +95,10 @@ class AlpacaResource(VendorResource):
     )
     requests_per_minute: int = Field(default=200, description="Historical-data calls per minute of the plan.")
 
-    def _build(self) -> AlpacaBars:
+    def _build(self) -> "AlpacaBars":
+        from finance_dag.vendors.alpaca import AlpacaBars
+        from finance_dag.vendors_http import shared_limiter
+
         require("AlpacaResource", ALPACA_API_KEY=self.api_key, ALPACA_SECRET_KEY=self.secret_key)
         return AlpacaBars(
             self.api_key,
@@ -97,7 +109,7 @@ class AlpacaResource(VendorResource):
             limiter=shared_limiter("alpaca", ((self.requests_per_minute, 60.0),)),
         )
 
-    def bars(self) -> AlpacaBars:
+    def bars(self) -> "AlpacaBars":
         return self._shared()
 
 
@@ -110,7 +122,10 @@ class AlphaVantageResource(VendorResource):
     requests_per_day: int | None = Field(default=None, description="25 on the free plan; none on premium.")
     throttle_wait_s: float = Field(default=60.0, description="Wait after a throttle note before retrying.")
 
-    def _build(self) -> AlphaVantageBars:
+    def _build(self) -> "AlphaVantageBars":
+        from finance_dag.vendors.alpha_vantage import AlphaVantageBars
+        from finance_dag.vendors_http import shared_limiter
+
         require("AlphaVantageResource", ALPHAVANTAGE_API_KEY=self.api_key)
         limits = ((self.requests_per_minute, 60.0),)
         if self.requests_per_day:
@@ -124,7 +139,7 @@ class AlphaVantageResource(VendorResource):
             limiter=shared_limiter("alphavantage", limits),
         )
 
-    def bars(self) -> AlphaVantageBars:
+    def bars(self) -> "AlphaVantageBars":
         return self._shared()
 
 
@@ -136,13 +151,15 @@ class YahooResource(VendorResource):
         description="ISO timestamp standing in for the current time (replays, tests); default: the clock.",
     )
 
-    def _build(self) -> YahooBars:
+    def _build(self) -> "YahooBars":
+        from finance_dag.vendors.yahoo import YahooBars
+
         now = datetime.fromisoformat(self.now) if self.now else None
         if now is not None and now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         return YahooBars(base_url=self.base_url, now=now, policy=self.policy())
 
-    def bars(self) -> YahooBars:
+    def bars(self) -> "YahooBars":
         return self._shared()
 
 
@@ -150,13 +167,15 @@ class FredResource(VendorResource):
     """FRED macro series (HY OAS, VIX, financial stress by default)."""
 
     api_key: str = Field(default="", description='Give dg.EnvVar("FRED_API_KEY").')
-    series_ids: list[str] = Field(default=list(DEFAULT_SERIES), description="FRED series ids to fetch.")
+    series_ids: list[str] = Field(default=list(MACRO_SERIES), description="FRED series ids to fetch.")
 
-    def _build(self) -> FredMacro:
+    def _build(self) -> "FredMacro":
+        from finance_dag.vendors.fred import FredMacro
+
         require("FredResource", FRED_API_KEY=self.api_key)
         return FredMacro(
             self.api_key, series_ids=self.series_ids, base_url=self.base_url, policy=self.policy()
         )
 
-    def macro(self) -> FredMacro:
+    def macro(self) -> "FredMacro":
         return self._shared()

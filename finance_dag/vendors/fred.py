@@ -19,7 +19,7 @@ import polars as pl
 from fredapi import Fred
 
 from finance_dag.bars import VendorError
-from finance_dag.sim.macro import MACRO_SCHEMA
+from finance_dag.sim.macro import MACRO_SCHEMA, MACRO_SERIES
 from finance_dag.vendors_http import (
     RateLimiter,
     RequestFailed,
@@ -32,7 +32,6 @@ from finance_dag.vendors_http import (
 )
 
 NAME = "fred"
-DEFAULT_SERIES: tuple[str, ...] = ("BAMLH0A0HYM2", "VIXCLS", "STLFSI4")
 LIMITS = ((120, 60.0),)  # FRED allows 120 requests per minute per key
 
 
@@ -66,7 +65,7 @@ class FredMacro:
         self,
         api_key: str,
         *,
-        series_ids: Sequence[str] = DEFAULT_SERIES,
+        series_ids: Sequence[str] = MACRO_SERIES,
         base_url: str | None = None,
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
