@@ -54,3 +54,13 @@ def test_an_empty_credential_fails_at_setup_naming_the_variable(tmp_path, instan
     )
     messages = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
     assert "ALPACA_API_KEY" in messages and "secret-value-never-shown" not in messages
+
+
+def test_loading_the_code_location_imports_no_vendor_sdk():
+    """Every run and UI reload imports definitions: the SDKs load only when an adapter is built."""
+    import subprocess
+    import sys
+
+    probe = "import sys, finance_dag.definitions; print(sorted({'alpaca', 'yfinance', 'alpha_vantage', 'fredapi', 's3fs'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
