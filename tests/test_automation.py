@@ -12,8 +12,9 @@ import polars as pl
 from finance_dag import automation
 from finance_dag.calendar import NEW_YORK
 from finance_dag.lake import Lake
-from finance_dag.partitions import SYMBOLS
+from finance_dag.partitions import SYMBOLS, session_rectangle_tags
 from finance_dag.resources.storage import LakeResource
+from tests.support import run_job
 
 
 def evaluate_schedule(when: datetime):
@@ -75,3 +76,18 @@ def test_cli_partition_range_materialises_a_date_symbol_rectangle(tmp_path):
     assert files == sorted(
         f"minute_bars/symbol={s}/date={d}.parquet" for s in SYMBOLS[:2] for d in ("2024-11-27", "2024-11-29")
     )
+
+
+def test_new_minute_bars_trigger_the_research_layout_and_nothing_before(defs, instance):
+
+    def requested(result, asset: str) -> set:
+        return set(result.get_requested_partitions(dg.AssetKey(asset)))
+
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0
+    day = datetime(2024, 11, 29).date()
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(day, day))
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert requested(second, "consolidated_bars") == set(SYMBOLS)
+    assert requested(second, "coverage_report") == set()  # waits for bar_coverage
+    assert requested(second, "daily_bars") == set()  # 2024-11-29 is not the latest session

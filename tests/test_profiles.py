@@ -1,5 +1,7 @@
 """Resources per environment: the sim default needs nothing; prod names what it misses."""
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -58,9 +60,6 @@ def test_an_empty_credential_fails_at_setup_naming_the_variable(tmp_path, instan
 
 def test_loading_the_code_location_imports_no_vendor_sdk():
     """Every run and UI reload imports definitions: the SDKs load only when an adapter is built."""
-    import subprocess
-    import sys
-
     probe = "import sys, finance_dag.definitions; print(sorted({'alpaca', 'yfinance', 'alpha_vantage', 'fredapi', 's3fs'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

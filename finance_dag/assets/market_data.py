@@ -185,13 +185,23 @@ def _partition_metadata(
     return metadata
 
 
+# Declarative automation for everything derived from minute bars: update once new upstream data
+# lands (latest session only for per-session assets). Unlike `eager()`, a symbol-day that failed
+# does not hold back the rest, and a new, still empty session is not computed before its bars.
+ON_NEW_MINUTE_BARS = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+)
+
 # Per-session assets derived from every symbol's minute bars of that session, kept up to date.
 PER_SESSION_FROM_MINUTE_BARS = dict(
     partitions_def=trading_days,
     group_name=GROUP,
     kinds=KINDS,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_NEW_MINUTE_BARS,
     deps=[minute_bars],
 )
 
@@ -266,7 +276,7 @@ def bar_coverage(context: dg.AssetExecutionContext, lake: LakeResource) -> Itera
     deps=[bar_coverage],
     group_name=GROUP,
     kinds={"polars", "parquet", "matplotlib"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_NEW_MINUTE_BARS,
     description=(
         "Coverage per symbol over every materialised session, with tiers EXCELLENT >= 95 %, GOOD "
         "85-95 %, FAIR 70-85 %, POOR 50-70 %, VERY POOR < 50 %, NO DATA; symbols with >= 85 % are "
@@ -305,7 +315,7 @@ def coverage_report(lake: LakeResource) -> dg.MaterializeResult:
     group_name=GROUP,
     kinds=KINDS,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_NEW_MINUTE_BARS,
     description=(
         "The lake compacted for research: one parquet file per symbol and year "
         "(consolidated_bars/symbol=S/year=Y.parquet), rebuilt only for years whose day files changed."
