@@ -16,7 +16,7 @@ from datetime import date
 import polars as pl
 
 from finance_dag.bars import BAR_ENCODINGS, MINUTE_BAR_SCHEMA, compact_for_storage, ny_date
-from finance_dag.lake import Lake, partition_path
+from finance_dag.lake import Lake, StorageError, partition_path
 
 SOURCE_ASSET = "minute_bars"
 ASSET = "consolidated_bars"
@@ -63,11 +63,22 @@ def consolidate_symbol(lake: Lake, symbol: str) -> ConsolidationReport:
     return ConsolidationReport(symbol, rebuilt, unchanged, rows, size)
 
 
-def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> pl.DataFrame:
-    """Every symbol's minute bars of one session (absent symbol-days are skipped)."""
-    paths = [partition_path(SOURCE_ASSET, symbol=s, date=day.isoformat()) for s in symbols]
-    present = [p for p in paths if lake.exists(p)]
-    return lake.read_many(present) if present else pl.DataFrame(schema=MINUTE_BAR_SCHEMA)
+def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Every symbol's minute bars of one session, and ``{path: error}`` for unreadable files.
+
+    Absent symbol-days are skipped; an unreadable file is reported, not raised, so one bad file
+    costs its own symbol-day only.
+    """
+    frames, unreadable = [pl.DataFrame(schema=MINUTE_BAR_SCHEMA)], {}
+    for symbol in symbols:
+        path = partition_path(SOURCE_ASSET, symbol=symbol, date=day.isoformat())
+        if not lake.exists(path):
+            continue
+        try:
+            frames.append(lake.read_parquet(path))
+        except StorageError as error:
+            unreadable[lake.uri(path)] = str(error)
+    return pl.concat(frames, how="diagonal_relaxed"), unreadable
 
 
 def _manifest(lake: Lake, path: str) -> dict[str, str] | None:

@@ -167,3 +167,23 @@ def test_every_asset_is_described_grouped_and_kinded(defs):
     for spec in defs.resolve_all_asset_specs():
         assert spec.description and len(spec.description) > 40, spec.key
         assert spec.group_name == "market_data" and spec.kinds, spec.key
+
+
+def test_a_corrupt_day_file_costs_only_its_own_partitions_and_is_named(defs, instance, lake_root):
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(LAST, LAST))
+    bad = f"minute_bars/symbol=XLE/date={LAST}.parquet"
+    Lake(lake_root).write_bytes(bad, b"PAR1 not really parquet")
+
+    daily = run_job(defs, instance, "daily_market_data_job", range_tags(LAST.isoformat(), LAST.isoformat()))
+    meta = daily.asset_materializations_for_node("bar_coverage")[0].metadata
+    assert list(meta["unreadable_files"].value) == [Lake(lake_root).uri(bad)]
+    coverage = defs.load_asset_value("bar_coverage", partition_key=LAST.isoformat(), instance=instance)
+    assert coverage.filter(pl.col("symbol") == "XLE")["coverage"].item() == 0.0
+    assert coverage.filter(pl.col("symbol") != "XLE")["coverage"].min() > 0.5
+
+    result = run_job(defs, instance, "consolidate_job", range_tags(SYMBOLS[0], SYMBOLS[-1]), ok=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "XLE: unreadable parquet at" in str(failure.event_specific_data.error) and bad in str(
+        failure.event_specific_data.error
+    )
+    assert instance.get_materialized_partitions(dg.AssetKey("consolidated_bars")) == set(SYMBOLS) - {"XLE"}

@@ -19,7 +19,7 @@ from finance_dag.bars import (
     validate_bars,
 )
 from finance_dag.coverage import coverage_summary, daily_coverage, tier_counts
-from finance_dag.lake import partition_path
+from finance_dag.lake import StorageError, partition_path
 from finance_dag.partitions import (
     SETTINGS,
     SYMBOLS,
@@ -119,19 +119,7 @@ def minute_bars(
         _record_written(context, written)  # what is in the lake stays materialised; the rest is missing
         raise
     if failed:
-        _record_written(context, written)
-        lines = [f"{key}: {'; '.join(messages)}" for key, messages in sorted(failed.items())]
-        raise dg.Failure(
-            description=(
-                f"{len(failed)} of {len(requested)} minute_bars partitions got no data from any vendor:\n"
-                + "\n".join(lines[:50])
-            ),
-            metadata={
-                "failed_partitions": dg.MetadataValue.json(sorted(failed)),
-                "written_partitions": len(written),
-            },
-            allow_retries=False,
-        )
+        _fail_partitions(context, written, failed, "got no data from any vendor")
     for key, metadata in written.items():
         context.add_asset_metadata(metadata, partition_key=key)
     return dg.MaterializeResult(
@@ -155,6 +143,24 @@ def _record_written(context: dg.AssetExecutionContext, written: dict[str, dict])
         context.log_event(
             dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
         )
+
+
+def _fail_partitions(
+    context: dg.AssetExecutionContext, written: dict[str, dict], failed: dict[str, list[str]], why: str
+) -> None:
+    """Fail only ``failed`` partitions of a ranged run: the written ones stay materialised."""
+    _record_written(context, written)
+    lines = [f"{key}: {'; '.join(messages)}" for key, messages in sorted(failed.items())]
+    total = len(written) + len(failed)
+    asset = context.asset_key.to_user_string()
+    raise dg.Failure(
+        description=f"{len(failed)} of {total} {asset} partitions {why}:\n" + "\n".join(lines[:50]),
+        metadata={
+            "failed_partitions": dg.MetadataValue.json(sorted(failed)),
+            "written_partitions": len(written),
+        },
+        allow_retries=False,
+    )
 
 
 def _partition_metadata(
@@ -195,6 +201,16 @@ ON_NEW_MINUTE_BARS = (
     & ~dg.AutomationCondition.in_progress()
 )
 
+
+def _day_bars(context: dg.AssetExecutionContext, lake: LakeResource, key: str) -> tuple[pl.DataFrame, dict]:
+    """A session's bars for every symbol; an unreadable day file counts as missing and is named
+    (its coverage drops to 0, so the refill sensor re-materialises it)."""
+    bars, unreadable = consolidate.read_day_bars(lake.lake, SYMBOLS, date.fromisoformat(key))
+    for path, error in unreadable.items():
+        context.log.warning(f"{key}: skipping {path}: {error}")
+    return bars, unreadable
+
+
 # Per-session assets derived from every symbol's minute bars of that session, kept up to date.
 PER_SESSION_FROM_MINUTE_BARS = dict(
     partitions_def=trading_days,
@@ -213,12 +229,13 @@ PER_SESSION_FROM_MINUTE_BARS = dict(
 def daily_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dict[str, pl.DataFrame]:
     out = {}
     for key in context.partition_keys:
-        bars = consolidate.read_day_bars(lake.lake, SYMBOLS, date.fromisoformat(key))
+        bars, unreadable = _day_bars(context, lake, key)
         frame = daily_from_minutes(bars)
         out[key] = frame
         context.add_asset_metadata(
             {
                 "dagster/row_count": frame.height,
+                "unreadable_files": dg.MetadataValue.json(unreadable),
                 "symbols_missing": dg.MetadataValue.json(sorted(set(SYMBOLS) - set(frame["symbol"]))),
                 "preview": dg.MetadataValue.md(markdown_table(frame.head(25))),
             },
@@ -244,12 +261,13 @@ def daily_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dict[st
 def bar_coverage(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator:
     out = {}
     for key in context.partition_keys:
-        day = date.fromisoformat(key)
-        frame = daily_coverage(consolidate.read_day_bars(lake.lake, SYMBOLS, day), SYMBOLS, [day])
+        bars, unreadable = _day_bars(context, lake, key)
+        frame = daily_coverage(bars, SYMBOLS, [date.fromisoformat(key)])
         out[key] = frame
         context.add_asset_metadata(
             {
                 "dagster/row_count": frame.height,
+                "unreadable_files": dg.MetadataValue.json(unreadable),
                 "mean_coverage": float(frame["coverage"].mean() or 0.0),
                 "table": dg.MetadataValue.md(markdown_table(frame.drop("bars_by_source"))),
             },
@@ -322,16 +340,23 @@ def coverage_report(lake: LakeResource) -> dg.MaterializeResult:
     ),
 )
 def consolidated_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    written: dict[str, dict] = {}
+    failed: dict[str, list[str]] = {}
     for symbol in context.partition_keys:
-        report = consolidate.consolidate_symbol(lake.lake, symbol)
-        context.add_asset_metadata(
-            {
-                "rebuilt_years": dg.MetadataValue.json(report.rebuilt_years),
-                "unchanged_years": dg.MetadataValue.json(report.unchanged_years),
-                "rows_rewritten": report.rows,
-                "bytes_written": report.bytes,
-                "path": dg.MetadataValue.path(lake.lake.uri(f"{consolidate.ASSET}/symbol={symbol}")),
-            },
-            partition_key=symbol,
-        )
+        try:
+            report = consolidate.consolidate_symbol(lake.lake, symbol)
+        except StorageError as error:  # a bad day file fails its symbol only, naming the file
+            failed[symbol] = [str(error)]
+            continue
+        written[symbol] = {
+            "rebuilt_years": dg.MetadataValue.json(report.rebuilt_years),
+            "unchanged_years": dg.MetadataValue.json(report.unchanged_years),
+            "rows_rewritten": report.rows,
+            "bytes_written": report.bytes,
+            "path": dg.MetadataValue.path(lake.lake.uri(f"{consolidate.ASSET}/symbol={symbol}")),
+        }
+    if failed:
+        _fail_partitions(context, written, failed, "could not be consolidated")
+    for symbol, metadata in written.items():
+        context.add_asset_metadata(metadata, partition_key=symbol)
     return dg.MaterializeResult()
