@@ -139,6 +139,15 @@ def regular_counts(bars: pl.DataFrame) -> pl.DataFrame:
     return bars.filter("regular").group_by("symbol", "date").agg(bars=pl.col("ts").n_unique())
 
 
+def _fetch(vendor: BarSource, todo: pl.DataFrame) -> FetchResult:
+    """Ask ``vendor`` for the ``todo`` symbol-days; a vendor error fails them, not the batch."""
+    symbols = todo["symbol"].unique(maintain_order=True).to_list()
+    try:
+        return vendor.fetch_minute_bars(symbols, todo["date"].min(), todo["date"].max())
+    except VendorError as error:
+        return FetchResult(pl.DataFrame(schema=BAR_SCHEMA), {key: str(error) for key in todo.iter_rows()})
+
+
 @dataclass
 class GapFillResult:
     """Merged bars (sorted, one per symbol-minute), rejected rows and unserved symbol-days."""
@@ -176,11 +185,7 @@ def gap_fill(symbols: Sequence[str], days: Sequence[date], vendors: Sequence[Bar
         if todo.is_empty():
             break
         requests[vendor.name] = todo.height
-        result = vendor.fetch_minute_bars(
-            todo["symbol"].unique(maintain_order=True).to_list(),
-            todo["date"].min(),
-            todo["date"].max(),
-        )
+        result = _fetch(vendor, todo)
         for key, message in result.failures.items():
             errors.setdefault(key, []).append(message)
         valid, invalid = validate_bars(result.bars)

@@ -148,3 +148,18 @@ def test_storage_keeps_cents_exact_and_sub_penny_prices_at_four_decimals():
     penny, _ = validate_bars(frame([bar(0, price=0.1234, high=0.13, low=0.12, close=0.1251)]))
     stored = compact_for_storage(penny.drop("date"))
     assert stored["open"].dtype.scale == 4 and float(stored["open"][0]) == 0.1234
+
+
+def test_a_vendor_error_fails_its_symbol_days_and_the_fallback_still_serves():
+    class Broken:
+        name = "broken"
+
+        def fetch_minute_bars(self, symbols, start, end):
+            raise VendorError("broken: response lacks column(s) volume")
+
+    fallback = FakeVendor("fallback", [bar(0), bar(0, symbol="QQQ")])
+    result = gap_fill(["SPY", "QQQ"], [DAY], [Broken(), fallback])
+    assert set(result.bars["symbol"]) == {"SPY", "QQQ"} and set(result.bars["source"]) == {"fallback"}
+    assert result.failures == {}
+    alone = gap_fill(["SPY"], [DAY], [Broken()])
+    assert alone.failures == {("SPY", DAY): ["broken: response lacks column(s) volume"]}
