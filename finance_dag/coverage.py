@@ -13,7 +13,7 @@ from datetime import date
 import polars as pl
 
 from finance_dag import calendar
-from finance_dag.bars import ny_date
+from finance_dag.bars import ny_date, regular_counts
 
 # (tier, lowest coverage that earns it), best first; no bars at all is NO DATA.
 TIERS: tuple[tuple[str, float], ...] = (
@@ -53,7 +53,7 @@ def daily_coverage(bars: pl.DataFrame, symbols: Sequence[str], days: Sequence[da
         .group_by("symbol", "date")
         .agg(bars_by_source=pl.struct("source", "bars"))
     )
-    counted = regular.group_by("symbol", "date").agg(bars=pl.col("ts").n_unique())
+    counted = regular_counts(regular)
     return (
         grid.join(counted, on=["symbol", "date"], how="left")
         .join(per_source, on=["symbol", "date"], how="left")

@@ -10,6 +10,7 @@ from datetime import date
 from functools import lru_cache
 
 import dagster as dg
+import polars as pl
 
 from finance_dag.bars import FetchResult, ny_date
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
@@ -44,9 +45,10 @@ class SimulatedVendor:
             if symbol in symbols and start <= day <= end
         }
         if failures:
-            failed = {f"{s}|{d}" for s, d in failures}
-            keep = bars["symbol"] + "|" + bars.select(ny_date())["ts"].cast(str)
-            bars = bars.filter(~keep.is_in(list(failed)))
+            failed = pl.DataFrame(list(failures), schema={"symbol": pl.String, "date": pl.Date}, orient="row")
+            bars = (
+                bars.with_columns(date=ny_date()).join(failed, on=["symbol", "date"], how="anti").drop("date")
+            )
         return FetchResult(bars=bars, failures=failures)
 
 
