@@ -113,12 +113,11 @@ class Lake:
     def list_files(self, rel_dir: str, suffix: str = ".parquet") -> list[FileInfo]:
         """Files under ``rel_dir`` (recursively) ending in ``suffix``, sorted by path."""
         base = self._abs(rel_dir)
+        self.fs.invalidate_cache(base)  # other processes write the lake: never list from a cache
         try:
             found = self.fs.find(base, detail=True)
         except FileNotFoundError:
             return []
-        if not self.is_s3:
-            self.fs.invalidate_cache()
         out = []
         for path, info in found.items():
             if not path.endswith(suffix):
