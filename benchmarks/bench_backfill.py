@@ -18,10 +18,10 @@ use_full_universe()
 import dagster as dg  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from finance_dag import calendar  # noqa: E402
+from finance_dag.core import calendar  # noqa: E402
+from finance_dag.core.lake import Lake  # noqa: E402
 from finance_dag.definitions import build_definitions  # noqa: E402
-from finance_dag.lake import Lake  # noqa: E402
-from finance_dag.partitions import SETTINGS, SYMBOLS, date_symbol, date_symbol_key, range_tags  # noqa: E402
+from finance_dag.platform.partitions import SETTINGS, SYMBOLS, date_symbol, date_symbol_key, range_tags  # noqa: E402
 
 START, END = date(2024, 9, 3), date(2024, 11, 29)
 SYMBOL_COUNT = 50

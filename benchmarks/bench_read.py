@@ -13,10 +13,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from benchmarks.common import QUIET, timed, verdict
-from finance_dag.consolidate import load_symbol_bars, year_path
+from finance_dag.core.lake import Lake
 from finance_dag.definitions import build_definitions
-from finance_dag.lake import Lake
-from finance_dag.partitions import SETTINGS, range_tags
+from finance_dag.market_data.consolidate import load_symbol_bars, year_path
+from finance_dag.platform.partitions import SETTINGS, range_tags
 
 SYMBOL, YEAR = "SPY", 2024
 

@@ -11,14 +11,14 @@ import sys
 import time
 from datetime import date
 
-from finance_dag import calendar
+from finance_dag.core import calendar
+from finance_dag.core.http import RateLimiter, RetryPolicy
+from finance_dag.core.universe import FULL_SYMBOLS
+from finance_dag.market_data.vendors.alpaca import AlpacaBars
+from finance_dag.market_data.vendors.alpha_vantage import AlphaVantageBars
 from finance_dag.sim import SimulatedMarket
-from finance_dag.universe import FULL_SYMBOLS
-from finance_dag.vendors.alpaca import AlpacaBars
-from finance_dag.vendors.alpha_vantage import AlphaVantageBars
-from finance_dag.vendors_http import RateLimiter, RetryPolicy
-from tests.fakes.alpaca import BARS_PATH, FakeAlpaca
-from tests.fakes.alpha_vantage import FakeAlphaVantage
+from finance_dag.testing.alpaca import BARS_PATH, FakeAlpaca
+from finance_dag.testing.alpha_vantage import FakeAlphaVantage
 
 P2_TARGET = 1.1
 AV_TARGET = 3

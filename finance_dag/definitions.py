@@ -6,14 +6,14 @@ runs on the simulated market with no keys and no network.
 
 import dagster as dg
 
-from finance_dag import automation
-from finance_dag.assets import market_data
-from finance_dag.partitions import SETTINGS
-from finance_dag.resources.bar_vendors import BarVendorsResource
-from finance_dag.resources.market import SimulatedMarketResource
-from finance_dag.resources.storage import LakeIOManager, LakeResource
-from finance_dag.resources.vendors import AlpacaResource, AlphaVantageResource, FredResource, YahooResource
-from finance_dag.settings import Settings
+from finance_dag.core.settings import Settings
+from finance_dag.defs.market_data import assets as market_data
+from finance_dag.defs.market_data import automation
+from finance_dag.platform.bar_vendors import BarVendorsResource
+from finance_dag.platform.market import SimulatedMarketResource
+from finance_dag.platform.partitions import SETTINGS
+from finance_dag.platform.storage import LakeIOManager, LakeResource
+from finance_dag.platform.vendors import AlpacaResource, AlphaVantageResource, FredResource, YahooResource
 
 
 def bar_vendors_for(settings: Settings) -> BarVendorsResource:

@@ -9,10 +9,10 @@ from datetime import date
 
 import dagster as dg
 
-from finance_dag import calendar
+from finance_dag.core import calendar
+from finance_dag.core.lake import Lake
 from finance_dag.definitions import defs
-from finance_dag.lake import Lake
-from finance_dag.partitions import SETTINGS, SYMBOLS, range_tags, session_rectangle_tags
+from finance_dag.platform.partitions import SETTINGS, SYMBOLS, range_tags, session_rectangle_tags
 
 DEMO_START = date(2024, 11, 15)
 DEMO_END = date(2024, 11, 29)  # Thanksgiving week: a closed Thursday and an early close

@@ -6,9 +6,9 @@ from datetime import date
 import dagster as dg
 
 from finance_dag.definitions import build_definitions
-from finance_dag.partitions import SETTINGS
-from finance_dag.resources.bar_vendors import BarVendorsResource
-from finance_dag.resources.market import SimulatedMarketResource
+from finance_dag.platform.bar_vendors import BarVendorsResource
+from finance_dag.platform.market import SimulatedMarketResource
+from finance_dag.platform.partitions import SETTINGS
 
 THANKSGIVING_WEEK = (date(2024, 11, 27), date(2024, 11, 29))  # a full day, a holiday, an early close
 

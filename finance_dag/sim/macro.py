@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from finance_dag import calendar
+from finance_dag.core import calendar
 from finance_dag.sim.market import SimulatedMarket
 
 HY_OAS, VIX, STRESS = "BAMLH0A0HYM2", "VIXCLS", "STLFSI4"

@@ -21,8 +21,8 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from finance_dag import calendar
-from finance_dag.bars import BAR_SCHEMA
+from finance_dag.core import calendar
+from finance_dag.market_data.bars import BAR_SCHEMA
 
 FACTORS: tuple[str, ...] = ("market", "size", "value", "momentum", "volatility", "liquidity")
 SECTORS: tuple[str, ...] = (

@@ -1,0 +1,57 @@
+"""Symbol universes: the demo list, seed 003's full list, or any list given in a setting.
+
+``FINANCE_DAG_UNIVERSE`` takes ``demo`` (default), ``full``, a comma-separated list
+(``AAPL,MSFT``) or the path of a text file with one symbol per line (``#`` comments allowed),
+so adding a symbol is a settings change, never a code change.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from finance_dag.core.settings import SettingError
+
+DEMO_SYMBOLS: tuple[str, ...] = (
+    "SPY", "QQQ", "IWM", "TLT", "NVDA", "TSLA", "AAPL", "MSFT", "AMZN", "GOOGL",
+    "META", "TQQQ", "SOXL", "XLK", "XLF", "XLE", "BAC", "PFE", "FXI", "TMF",
+)  # fmt: skip
+
+# Seed 003's universe: indices, mega caps, leveraged pairs, every SPDR sector, international,
+# bond and commodity ETFs.
+FULL_SYMBOLS: tuple[str, ...] = DEMO_SYMBOLS + (
+    "SQQQ", "SOXS", "SPXL", "SPXS", "TNA", "TZA", "FAS", "FAZ", "UPRO", "TMV",
+    "LABU", "LABD", "UVXY", "DIA", "VTI", "VOO", "MDY", "RSP", "XLV", "XLI",
+    "XLY", "XLP", "XLU", "XLB", "XLRE", "XLC", "SMH", "SOXX", "XBI", "KRE",
+    "KWEB", "EEM", "EFA", "EWJ", "EWZ", "EWG", "EWU", "INDA", "MCHI", "VEA",
+    "VWO", "IEF", "SHY", "HYG", "LQD", "AGG", "BND", "TIP", "GLD", "SLV",
+    "USO", "UNG", "GDX", "GDXJ", "JPM", "WFC", "GS", "C", "XOM", "CVX",
+    "JNJ", "UNH", "MRK", "ABBV", "KO", "PEP", "WMT", "COST", "HD", "DIS",
+    "NFLX", "AMD", "INTC", "CRM", "ORCL", "ADBE",
+)  # fmt: skip
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+
+
+def resolve_universe(setting: str) -> tuple[str, ...]:
+    """Turn the ``FINANCE_DAG_UNIVERSE`` setting into an ordered, de-duplicated symbol tuple."""
+    setting = setting.strip()
+    if setting in ("", "demo"):
+        return DEMO_SYMBOLS
+    if setting == "full":
+        return FULL_SYMBOLS
+    if "," not in setting and (setting.endswith(".txt") or "/" in setting):
+        try:
+            lines = Path(setting).read_text().splitlines()
+        except OSError as exc:
+            raise SettingError(f"FINANCE_DAG_UNIVERSE file {setting!r} cannot be read: {exc}") from exc
+        raw = [line.split("#", 1)[0].strip() for line in lines]
+    else:
+        raw = [part.strip() for part in setting.split(",")]
+    symbols = [s.upper() for s in raw if s]
+    bad = [s for s in symbols if not _SYMBOL.match(s)]
+    if bad:
+        raise SettingError(f"FINANCE_DAG_UNIVERSE has invalid symbols: {', '.join(bad)}")
+    if not symbols:
+        raise SettingError(f"FINANCE_DAG_UNIVERSE={setting!r} names no symbols")
+    return tuple(dict.fromkeys(symbols))

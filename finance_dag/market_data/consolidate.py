@@ -1,0 +1,99 @@
+"""Research layout of the lake: one parquet file per symbol and year, rebuilt incrementally.
+
+``minute_bars`` keeps one small file per symbol-day (one writer per partition). Research wants
+a symbol-year in one read, so ``consolidate_symbol`` compacts the day files into
+``consolidated_bars/symbol=S/year=Y.parquet``. Each year file records the version of every
+day file it was built from; a year is rebuilt only when that manifest changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from finance_dag.core.lake import Lake, StorageError, partition_path
+from finance_dag.market_data.bars import BAR_ENCODINGS, MINUTE_BAR_SCHEMA, compact_for_storage, ny_date
+
+SOURCE_ASSET = "minute_bars"
+ASSET = "consolidated_bars"
+MANIFEST_KEY = "finance_dag.manifest"
+
+
+@dataclass
+class ConsolidationReport:
+    symbol: str
+    rebuilt_years: list[int]
+    unchanged_years: list[int]
+    rows: int
+    bytes: int
+
+
+def year_path(symbol: str, year: int) -> str:
+    return partition_path(ASSET, symbol=symbol, year=str(year))
+
+
+def consolidate_symbol(lake: Lake, symbol: str) -> ConsolidationReport:
+    """Rebuild the year files of ``symbol`` whose day files changed since the last build."""
+    day_files = lake.list_files(f"{SOURCE_ASSET}/symbol={symbol}")
+    by_year: dict[int, dict[str, str]] = {}
+    paths: dict[str, str] = {}
+    for info in day_files:
+        day = info.path.rsplit("date=", 1)[1].removesuffix(".parquet")
+        by_year.setdefault(int(day[:4]), {})[day] = info.version
+        paths[day] = info.path
+    rebuilt, unchanged, rows, size = [], [], 0, 0
+    for year, manifest in sorted(by_year.items()):
+        target = year_path(symbol, year)
+        if lake.exists(target) and _manifest(lake, target) == manifest:
+            unchanged.append(year)
+            continue
+        frame = lake.read_many(paths[d] for d in sorted(manifest)).sort("ts")
+        size += lake.write_parquet(
+            target,
+            compact_for_storage(frame),
+            metadata={MANIFEST_KEY: json.dumps(manifest, sort_keys=True)},
+            encodings=BAR_ENCODINGS,
+        )
+        rows += frame.height
+        rebuilt.append(year)
+    return ConsolidationReport(symbol, rebuilt, unchanged, rows, size)
+
+
+def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Every symbol's minute bars of one session, and ``{path: error}`` for unreadable files.
+
+    Absent symbol-days are skipped; an unreadable file is reported, not raised, so one bad file
+    costs its own symbol-day only.
+    """
+    frames, unreadable = [pl.DataFrame(schema=MINUTE_BAR_SCHEMA)], {}
+    for symbol in symbols:
+        path = partition_path(SOURCE_ASSET, symbol=symbol, date=day.isoformat())
+        if not lake.exists(path):
+            continue
+        try:
+            frames.append(lake.read_parquet(path))
+        except StorageError as error:
+            unreadable[lake.uri(path)] = str(error)
+    return pl.concat(frames, how="diagonal_relaxed"), unreadable
+
+
+def _manifest(lake: Lake, path: str) -> dict[str, str] | None:
+    raw = lake.read_metadata(path).get(MANIFEST_KEY)
+    return json.loads(raw) if raw else None
+
+
+def load_symbol_bars(lake: Lake, symbol: str, start: date, end: date) -> pl.DataFrame:
+    """Minute bars of ``symbol`` from ``start`` to ``end`` inclusive: one read per year."""
+    frames = [
+        lake.read_parquet(year_path(symbol, year))
+        for year in range(start.year, end.year + 1)
+        if lake.exists(year_path(symbol, year))
+    ]
+    if not frames:
+        return pl.DataFrame()
+    bars = pl.concat(frames)
+    return bars.filter(ny_date().is_between(start, end))

@@ -1,0 +1,149 @@
+"""Alpha Vantage minute bars through ``alpha_vantage.timeseries.TimeSeries.get_intraday``.
+
+One ``TIME_SERIES_INTRADAY`` request per symbol-month (``interval=1min``, ``month=YYYY-MM``,
+``outputsize=full``, ``adjusted=false``, ``extended_hours`` default true), cached in the
+adapter for the month's other days. Throttling arrives as a JSON body with a ``Note`` or
+``Information`` key and HTTP 200; it is retried after ``throttle_wait`` seconds, never read as
+data. An ``Error Message`` body is permanent.
+
+Timestamps are naive US/Eastern (the zone named in ``Meta Data``). Alpha Vantage labels an
+intraday bar by the START of its interval: an extended-hours 1-minute series runs from
+04:00:00 to 19:59:00 (a 5-minute one ends at 19:55:00), so "2024-11-29 09:30:00" is the bar
+covering 09:30-09:31 and maps to 14:30 UTC. Should the vendor ever label by interval end,
+``labels_mark_end=True`` shifts every label back one minute to keep ``ts`` the minute start.
+
+The SDK builds the URL and parses the answer; the request itself goes through a session of
+ours (``_handle_api_call`` is overridden) for a timeout, the HTTP status and the base URL,
+which the SDK only has as a process-wide class attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+from alpha_vantage.timeseries import TimeSeries
+
+from finance_dag.core import calendar
+from finance_dag.core.http import (
+    PermanentError,
+    RateLimiter,
+    RequestFailed,
+    RetryPolicy,
+    RoutedSession,
+    TransientError,
+    VendorClient,
+    check_response,
+    describe_request,
+    failures_for,
+    parse_json,
+    shared_limiter,
+)
+from finance_dag.market_data.bars import FetchResult, SymbolDay
+from finance_dag.market_data.vendors.common import fetch_result
+
+NAME = "alphavantage"
+PREMIUM_75 = ((75, 60.0),)  # plan with 75 requests per minute
+FREE_PLAN = ((5, 60.0), (25, 86_400.0))
+_FIELDS = {"1. open": "open", "2. high": "high", "3. low": "low", "4. close": "close", "5. volume": "volume"}
+
+
+class _TimeSeries(TimeSeries):
+    """The SDK's TimeSeries with our transport: timeout, status check, throttle detection."""
+
+    def __init__(self, key: str, session: RoutedSession, throttle_wait: float) -> None:
+        super().__init__(key=key, output_format="json")
+        self._transport = session
+        self._throttle_wait = throttle_wait
+
+    def _handle_api_call(self, url: str) -> dict[str, Any]:
+        response = self._transport.get(url)
+        check_response(response)
+        body = parse_json(response.text)
+        if not isinstance(body, dict) or not body:
+            raise TransientError("empty JSON body", 200)
+        for key in ("Note", "Information"):
+            if key in body:
+                raise TransientError(f"throttled: {body[key]}", 200, self._throttle_wait)
+        if "Error Message" in body:
+            raise PermanentError(f"API error: {body['Error Message']}", 200)
+        if not any(k.startswith("Time Series") for k in body) or "Meta Data" not in body:
+            raise TransientError(f"malformed body: keys {sorted(body)[:5]}", 200)
+        return body
+
+
+class AlphaVantageBars:
+    """``BarSource`` for Alpha Vantage: one request per symbol-month, cached per instance."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        extended_hours: bool = True,
+        limits: tuple[tuple[int, float], ...] = PREMIUM_75,
+        throttle_wait: float = 60.0,
+        labels_mark_end: bool = False,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        policy = policy or RetryPolicy()
+        self.extended_hours = extended_hours
+        self.label_shift = timedelta(minutes=1 if labels_mark_end else 0)
+        self.series = _TimeSeries(api_key, RoutedSession(base_url, policy.timeout), throttle_wait)
+        self.http = VendorClient(NAME, limiter or shared_limiter(NAME, limits), policy, (api_key,))
+        self._months: dict[tuple[str, str], pl.DataFrame] = {}
+
+    def fetch_minute_bars(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
+        days = calendar.sessions(start, end)
+        by_month: dict[str, list[date]] = {}
+        for day in days:
+            by_month.setdefault(f"{day:%Y-%m}", []).append(day)
+        frames: list[pl.DataFrame] = []
+        failures: dict[SymbolDay, str] = {}
+        for symbol in dict.fromkeys(symbols):
+            for month, month_days in by_month.items():
+                try:
+                    frames.append(self._month(symbol, month, month_days))
+                except RequestFailed as error:
+                    failures |= failures_for([(symbol, d) for d in month_days], error)
+        return fetch_result(frames, NAME, list(dict.fromkeys(symbols)), days, failures)
+
+    def _month(self, symbol: str, month: str, days: list[date]) -> pl.DataFrame:
+        if (symbol, month) not in self._months:
+            what = (
+                f"TIME_SERIES_INTRADAY 1min month={month} for {describe_request([symbol], days[0], days[-1])}"
+            )
+            data, meta = self.http.call(
+                what,
+                lambda: self.series.get_intraday(
+                    symbol,
+                    interval="1min",
+                    outputsize="full",
+                    month=month,
+                    extended_hours="true" if self.extended_hours else "false",
+                    adjusted="false",
+                ),
+            )
+            self._months[(symbol, month)] = self._frame(symbol, data, meta.get("6. Time Zone", "US/Eastern"))
+        return self._months[(symbol, month)]
+
+    def _frame(self, symbol: str, data: dict[str, dict[str, str]], zone: str) -> pl.DataFrame:
+        """``{"2024-11-29 09:30:00": {"1. open": "...", ...}}`` (naive ``zone``) to UTC rows."""
+        if not data:
+            return pl.DataFrame()
+        rows = list(data.values())
+        frame = pl.DataFrame(
+            {"ts": list(data), **{name: [r[key] for r in rows] for key, name in _FIELDS.items()}}
+        )
+        return frame.with_columns(
+            pl.col("ts").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", time_zone=zone)
+            - self.label_shift,
+            *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")),
+            pl.col("volume").cast(pl.Int64),
+            symbol=pl.lit(symbol),
+        ).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))

@@ -1,0 +1,74 @@
+"""The simulated market as a resource, and its simulated bar vendors.
+
+Each simulated vendor (``sim_alpaca``, ``sim_alphavantage``, ``sim_yahoo``) is a ``BarSource``
+with its own outages and bad ticks, so gap filling has real work with no keys and no network.
+Failures can be injected per vendor and symbol-day to exercise the fault paths.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+from functools import lru_cache
+
+import dagster as dg
+import polars as pl
+
+from finance_dag.market_data.bars import FetchResult, ny_date
+from finance_dag.sim import SIM_VENDORS, SimulatedMarket
+
+
+@lru_cache(maxsize=4)
+def shared_market(seed: int) -> SimulatedMarket:
+    """One simulator per seed and process: its caches then serve every asset and request."""
+    return SimulatedMarket(seed)
+
+
+class SimulatedVendor:
+    """A ``BarSource`` backed by the simulated market, with optional forced failures."""
+
+    def __init__(
+        self, market: SimulatedMarket, name: str, failing: frozenset[tuple[str, date]] = frozenset()
+    ):
+        if name not in SIM_VENDORS:
+            raise ValueError(f"unknown simulated vendor {name!r}; known: {', '.join(SIM_VENDORS)}")
+        self.market = market
+        self.name = name
+        self.failing = failing
+
+    def fetch_minute_bars(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
+        bars, _absent = self.market.vendor_frame(self.name, list(symbols), start, end)
+        failures = {
+            (
+                symbol,
+                day,
+            ): f"{self.name}: request for {symbol} on {day.isoformat()} failed (HTTP 503, injected)"
+            for symbol, day in self.failing
+            if symbol in symbols and start <= day <= end
+        }
+        if failures:
+            failed = pl.DataFrame(list(failures), schema={"symbol": pl.String, "date": pl.Date}, orient="row")
+            bars = (
+                bars.with_columns(date=ny_date()).join(failed, on=["symbol", "date"], how="anti").drop("date")
+            )
+        return FetchResult(bars=bars, failures=failures)
+
+
+class SimulatedMarketResource(dg.ConfigurableResource):
+    """The deterministic simulated market (seeded): prices, minute bars, factor structure."""
+
+    seed: int = 7
+
+    @property
+    def market(self) -> SimulatedMarket:
+        return shared_market(self.seed)
+
+
+def parse_failures(specs: Sequence[str]) -> dict[str, frozenset[tuple[str, date]]]:
+    """``['sim_alpaca:SPY:2024-11-29']`` to ``{'sim_alpaca': {('SPY', date(2024, 11, 29))}}``."""
+    out: dict[str, set[tuple[str, date]]] = {}
+    for spec in specs:
+        try:
+            vendor, symbol, day = spec.split(":")
+            out.setdefault(vendor, set()).add((symbol, date.fromisoformat(day)))
+        except ValueError:
+            raise ValueError(f"fail_symbol_days entry {spec!r} is not 'vendor:SYMBOL:YYYY-MM-DD'") from None
+    return {k: frozenset(v) for k, v in out.items()}

@@ -1,1 +1,0 @@
-"""Dagster resources: thin adapters to storage and vendors, one interface per kind."""

@@ -1,0 +1,101 @@
+"""Fake Alpha Vantage query API: ``GET /query?function=TIME_SERIES_INTRADAY&month=YYYY-MM``.
+
+Serves the full truth of ``SimulatedMarket.true_minute_bars`` for every session of the month
+(regular session only when ``extended_hours=false``), newest first, as naive US/Eastern
+timestamps labelled by minute start (``label_end=True`` labels by minute end instead) with
+prices as 4-decimal strings, like the real API. Only raw prices (``adjusted=false``) are
+served. A wrong ``apikey`` gets AV's HTTP 200 ``Error Message``. Vendor faults: ``"note"``
+and ``"information"`` answer HTTP 200 with a throttle message instead of data.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from finance_dag.core import calendar
+from finance_dag.sim import SimulatedMarket
+from finance_dag.testing.server import FakeServer, Reply, Request
+
+NOTE = (
+    "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute "
+    "and 25 calls per day."
+)
+INFORMATION = "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day."
+
+
+class FakeAlphaVantage(FakeServer):
+    def __init__(self, market: SimulatedMarket, api_key: str | None = None, label_end: bool = False):
+        super().__init__()
+        self.market = market
+        self.api_key = api_key
+        self.label_end = label_end
+
+    def error_body(self, status: int, message: str) -> bytes:
+        return f"<html><body><h1>{status}</h1>{message}</body></html>".encode()
+
+    def serve(self, request: Request, fault: str | None) -> Reply:
+        q = request.query
+        if request.path != "/query":
+            return Reply(404, self.error_body(404, "not found"))
+        if fault == "note":
+            return _json({"Note": NOTE})
+        if fault == "information":
+            return _json({"Information": INFORMATION})
+        if self.api_key and q.get("apikey") != self.api_key:
+            return _json({"Error Message": "the parameter apikey is invalid or missing."})
+        if (q.get("function"), q.get("interval"), q.get("adjusted")) != (
+            "TIME_SERIES_INTRADAY",
+            "1min",
+            "false",
+        ):
+            return _json({"Error Message": "fake serves raw TIME_SERIES_INTRADAY 1min only (adjusted=false)"})
+        symbol, month = q["symbol"], q["month"]
+        extended = q.get("extended_hours", "true") == "true"
+        series = {}
+        for day in _month_sessions(month):
+            truth = self.market.true_minute_bars(symbol, day)
+            keep = np.ones(truth["ts"].size, dtype=bool) if extended else truth["regular"]
+            stamps = eastern_labels(truth["ts"][keep], self.label_end)
+            cols = [truth[k][keep] for k in ("open", "high", "low", "close", "volume")]
+            for stamp, o, h, low, c, v in zip(stamps, *cols, strict=True):
+                series[stamp] = {
+                    "1. open": f"{o:.4f}",
+                    "2. high": f"{h:.4f}",
+                    "3. low": f"{low:.4f}",
+                    "4. close": f"{c:.4f}",
+                    "5. volume": str(v),
+                }
+        newest_first = dict(sorted(series.items(), reverse=True))
+        meta = {
+            "1. Information": "Intraday (1min) open, high, low, close prices and volume",
+            "2. Symbol": symbol,
+            "3. Last Refreshed": next(iter(newest_first), ""),
+            "4. Interval": "1min",
+            "5. Output Size": "Full size",
+            "6. Time Zone": "US/Eastern",
+        }
+        return _json({"Meta Data": meta, "Time Series (1min)": newest_first})
+
+
+def eastern_labels(ts: np.ndarray, label_end: bool = False) -> list[str]:
+    """UTC ``datetime64`` minute starts as AV's naive US/Eastern labels."""
+    frame = pl.DataFrame({"ts": ts}).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC").dt.convert_time_zone("US/Eastern")
+        + pl.duration(minutes=1 if label_end else 0)
+    )
+    return frame["ts"].dt.strftime("%Y-%m-%d %H:%M:%S").to_list()
+
+
+def _month_sessions(month: str) -> list[date]:
+    year, mon = map(int, month.split("-"))
+    first = date(year, mon, 1)
+    last = date(year + mon // 12, mon % 12 + 1, 1)
+    return [d for d in calendar.sessions(first, last) if d < last]
+
+
+def _json(payload: dict) -> Reply:
+    return Reply(200, json.dumps(payload).encode())

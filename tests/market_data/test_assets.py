@@ -1,0 +1,189 @@
+"""The market-data assets end to end on the simulated market, in-process on a test instance."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from finance_dag.core import calendar
+from finance_dag.core.lake import Lake
+from finance_dag.market_data.bars import MINUTE_BAR_SCHEMA
+from finance_dag.platform.partitions import SYMBOLS, range_tags, session_rectangle_tags
+from tests.support import THANKSGIVING_WEEK, make_defs, run_job
+
+FIRST, LAST = THANKSGIVING_WEEK
+MINUTE_BARS = dg.AssetKey("minute_bars")
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> str:
+    return str(tmp_path / "lake")
+
+
+def test_minute_bars_for_a_date_symbol_rectangle(defs, instance, lake_root):
+    result = run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
+    materialized = instance.get_materialized_partitions(MINUTE_BARS)
+    assert materialized == {f"{d}|{s}" for d in (FIRST, LAST) for s in SYMBOLS}
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    assert {c.check_name for c in result.get_asset_check_evaluations()} == {
+        "unique_timestamps", "ohlc_consistent", "in_session"
+    }  # fmt: skip
+    bars = defs.load_asset_value("minute_bars", partition_key=f"{LAST}|SPY", instance=instance)
+    assert isinstance(bars, pl.DataFrame) and bars.schema == MINUTE_BAR_SCHEMA
+    assert bars["ts"].is_unique().all() and bars["ts"].is_sorted()
+    pre, post = calendar.extended_window(LAST)
+    assert bars["ts"].min() >= pre and bars["ts"].max() < post
+    regular = bars.filter("regular")["ts"].dt.replace_time_zone(None).to_numpy()
+    assert set(regular.tolist()) <= set(calendar.regular_minutes(LAST).tolist())
+    assert 0 < len(regular) <= 210  # early close
+    event = instance.get_latest_materialization_event(MINUTE_BARS)
+    meta = event.asset_materialization.metadata
+    assert {"dagster/row_count", "regular_bars", "bars_by_source", "invalid_rows", "path", "preview"} <= set(
+        meta
+    )
+
+
+def test_rerunning_a_partition_rewrites_identical_bytes(defs, instance, lake_root):
+    tags = session_rectangle_tags(LAST, LAST)
+    run_job(defs, instance, "minute_bars_job", tags)
+    lake = Lake(lake_root)
+    before = {f.path: lake.read_bytes(f.path) for f in lake.list_files("minute_bars")}
+    run_job(defs, instance, "minute_bars_job", tags)
+    after = {f.path: lake.read_bytes(f.path) for f in lake.list_files("minute_bars")}
+    assert before == after and len(before) == len(SYMBOLS)
+
+
+def test_downstream_assets_and_their_values(defs, instance, lake_root):
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
+    daily_run = run_job(
+        defs, instance, "daily_market_data_job", range_tags(FIRST.isoformat(), LAST.isoformat())
+    )
+    (check,) = daily_run.get_asset_check_evaluations()
+    assert check.check_name == "coverage_above_threshold" and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.passed == (check.metadata["below_threshold"].value == 0)
+    run_job(defs, instance, "consolidate_job", range_tags(SYMBOLS[0], SYMBOLS[-1]))
+    result = run_job(defs, instance, "coverage_report_job")
+
+    minute = defs.load_asset_value("minute_bars", partition_key=f"{LAST}|QQQ", instance=instance)
+    daily = defs.load_asset_value("daily_bars", partition_key=LAST.isoformat(), instance=instance)
+    qqq = daily.filter(pl.col("symbol") == "QQQ").row(0, named=True)
+    regular = minute.filter("regular")
+    assert (qqq["open"], qqq["close"]) == (regular["open"][0], regular["close"][-1])
+    assert qqq["volume"] == regular["volume"].sum() and qqq["bars"] == regular.height
+
+    coverage = defs.load_asset_value("bar_coverage", partition_key=LAST.isoformat(), instance=instance)
+    assert coverage.height == len(SYMBOLS) and set(coverage["expected_minutes"]) == {210}
+    assert coverage["coverage"].is_between(0, 1).all()
+    assert coverage.filter(pl.col("symbol") == "QQQ")["bars"].item() == regular.height
+
+    report = defs.load_asset_value("coverage_report", instance=instance)
+    assert set(report["symbol"]) == set(SYMBOLS) and (report["days"] == 2).all()
+    meta = result.asset_materializations_for_node("coverage_report")[0].metadata
+    assert meta["heatmap"].value.startswith("![coverage heatmap](data:image/png;base64,")
+    assert (
+        "| symbol |" in meta["report"].value
+        and meta["ready_for_research"].value == report.filter("ready")["symbol"].to_list()
+    )
+
+    consolidated = defs.load_asset_value("consolidated_bars", partition_key="QQQ", instance=instance)
+    days = [
+        defs.load_asset_value("minute_bars", partition_key=f"{d}|QQQ", instance=instance)
+        for d in (FIRST, LAST)
+    ]
+    assert consolidated.equals(pl.concat(days))
+
+
+def rebuilt(result) -> list[int]:
+    return result.asset_materializations_for_node("consolidated_bars")[0].metadata["rebuilt_years"].value
+
+
+def test_consolidation_rebuilds_only_changed_years(defs, instance, lake_root):
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(date(2024, 12, 30), date(2025, 1, 2)))
+    first = run_job(defs, instance, "consolidate_job", range_tags("SPY", "SPY"))
+    assert rebuilt(first) == [2024, 2025]
+    again = run_job(defs, instance, "consolidate_job", range_tags("SPY", "SPY"))
+    assert rebuilt(again) == []
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(date(2025, 1, 3), date(2025, 1, 3)))
+    third = run_job(defs, instance, "consolidate_job", range_tags("SPY", "SPY"))
+    meta = third.asset_materializations_for_node("consolidated_bars")[0].metadata
+    assert meta["rebuilt_years"].value == [2025] and meta["unchanged_years"].value == [2024]
+
+
+def test_a_failing_primary_is_gap_filled_by_the_fallbacks(lake_root, instance):
+    defs = make_defs(lake_root, fail_symbol_days=[f"sim_alpaca:SPY:{LAST}"])
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(LAST, LAST))
+    bars = defs.load_asset_value("minute_bars", partition_key=f"{LAST}|SPY", instance=instance)
+    assert bars.height > 150 and "sim_alpaca" not in set(bars["source"])
+    assert set(bars["source"]) <= {"sim_alphavantage", "sim_yahoo"}
+
+
+def test_a_symbol_day_no_vendor_serves_fails_only_its_partition(lake_root, instance):
+    vendors = ("sim_alpaca", "sim_alphavantage", "sim_yahoo")
+    defs = make_defs(lake_root, fail_symbol_days=[f"{v}:SPY:{LAST}" for v in vendors])
+    result = run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST), ok=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert (
+        f"{LAST}|SPY" in message and "sim_alpaca: request for SPY on 2024-11-29 failed (HTTP 503" in message
+    )
+    assert "sim_yahoo" in message
+    expected = {f"{d}|{s}" for d in (FIRST, LAST) for s in SYMBOLS} - {f"{LAST}|SPY"}
+    assert instance.get_materialized_partitions(MINUTE_BARS) == expected
+    assert not Lake(lake_root).exists(f"minute_bars/symbol=SPY/date={LAST}.parquet")
+
+
+def test_a_run_killed_mid_write_leaves_whole_files_and_the_next_fills_the_rest(
+    lake_root, instance, monkeypatch
+):
+    defs = make_defs(lake_root)
+    real_write = Lake.write_bytes
+    calls = {"n": 0}
+
+    def dies_on_the_seventh(self, rel, data):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt("killed")
+        real_write(self, rel, data)
+
+    monkeypatch.setattr(Lake, "write_bytes", dies_on_the_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        defs.resolve_job_def("minute_bars_job").execute_in_process(
+            instance=instance, tags=session_rectangle_tags(LAST, LAST)
+        )
+    monkeypatch.undo()
+    done = instance.get_materialized_partitions(MINUTE_BARS)
+    files = Lake(lake_root).list_files("minute_bars", suffix="")
+    assert all(f.path.endswith(".parquet") for f in files)  # no temporary or partial file
+    assert done == {f"{LAST}|{f.path.split('symbol=')[1].split('/')[0]}" for f in files}
+    assert 0 < len(done) < len(SYMBOLS)
+    missing = sorted({f"{LAST}|{s}" for s in SYMBOLS} - done)
+    for key in missing:
+        run_job(defs, instance, "minute_bars_job", {"dagster/partition": key})
+    assert instance.get_materialized_partitions(MINUTE_BARS) == {f"{LAST}|{s}" for s in SYMBOLS}
+
+
+def test_every_asset_is_described_grouped_and_kinded(defs):
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.description and len(spec.description) > 40, spec.key
+        assert spec.group_name == "market_data" and spec.kinds, spec.key
+
+
+def test_a_corrupt_day_file_costs_only_its_own_partitions_and_is_named(defs, instance, lake_root):
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(LAST, LAST))
+    bad = f"minute_bars/symbol=XLE/date={LAST}.parquet"
+    Lake(lake_root).write_bytes(bad, b"PAR1 not really parquet")
+
+    daily = run_job(defs, instance, "daily_market_data_job", range_tags(LAST.isoformat(), LAST.isoformat()))
+    meta = daily.asset_materializations_for_node("bar_coverage")[0].metadata
+    assert list(meta["unreadable_files"].value) == [Lake(lake_root).uri(bad)]
+    coverage = defs.load_asset_value("bar_coverage", partition_key=LAST.isoformat(), instance=instance)
+    assert coverage.filter(pl.col("symbol") == "XLE")["coverage"].item() == 0.0
+    assert coverage.filter(pl.col("symbol") != "XLE")["coverage"].min() > 0.5
+
+    result = run_job(defs, instance, "consolidate_job", range_tags(SYMBOLS[0], SYMBOLS[-1]), ok=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "XLE: unreadable parquet at" in str(failure.event_specific_data.error) and bad in str(
+        failure.event_specific_data.error
+    )
+    assert instance.get_materialized_partitions(dg.AssetKey("consolidated_bars")) == set(SYMBOLS) - {"XLE"}
