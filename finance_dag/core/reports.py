@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 
+import numpy as np
 import polars as pl
+
+from finance_dag.core import calendar
 
 
 def markdown_table(frame: pl.DataFrame, max_rows: int = 100, digits: int = 4) -> str:
@@ -27,36 +31,90 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 100, digits: int = 4) ->
     return "\n".join([header, rule, *rows, *more])
 
 
-def coverage_heatmap_png(daily: pl.DataFrame, max_sessions: int = 120) -> bytes:
-    """Symbols x sessions coverage heatmap (latest ``max_sessions``) as PNG bytes."""
-    import matplotlib
+def coverage_grid(
+    daily: pl.DataFrame, max_sessions: int = 260
+) -> tuple[list[date], list[str], np.ma.MaskedArray]:
+    """Sessions, symbols and a symbols x sessions coverage grid for the heatmap.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    days = sorted(daily["date"].unique().to_list())[-max_sessions:]
-    wide = (
-        daily.filter(pl.col("date").is_in(days))
-        .pivot(on="date", index="symbol", values="coverage", sort_columns=True)
-        .sort("symbol")
+    The sessions are every XNYS session from the first to the last date in ``daily`` (the
+    latest ``max_sessions`` of them), so a session nobody materialised is a column too. A cell
+    without a row is masked (not materialised); a row with no bars is coverage 0, not masked.
+    """
+    if daily.is_empty():
+        return [], [], np.ma.masked_all((0, 0))
+    first, last = daily["date"].min(), daily["date"].max()
+    days = sorted(set(calendar.sessions(first, last)) | set(daily["date"].unique()))
+    days = days[-max_sessions:] if max_sessions > 0 else days
+    rows = (
+        daily.filter(pl.col("date") >= days[0])
+        .select("date", "symbol", coverage=pl.col("coverage").fill_null(0.0).fill_nan(0.0))
+        .unique(["date", "symbol"], keep="last")
     )
-    values = wide.drop("symbol").to_numpy()
-    height = max(3.0, 0.22 * wide.height + 1.5)
-    fig, ax = plt.subplots(figsize=(min(16.0, 4 + 0.12 * len(days)), height), dpi=80)
-    image = ax.imshow(values, aspect="auto", cmap="RdYlGn", vmin=0.5, vmax=1.0, interpolation="nearest")
-    ax.set_yticks(range(wide.height), wide["symbol"].to_list(), fontsize=7)
-    step = max(1, len(days) // 10)
-    ax.set_xticks(
-        range(0, len(days), step),
-        [str(d) for d in days[::step]],
-        rotation=45,
-        ha="right",
+    symbols = sorted(rows["symbol"].unique().to_list())
+    column = {d: j for j, d in enumerate(days)}
+    line = {s: i for i, s in enumerate(symbols)}
+    grid = np.ma.masked_all((len(symbols), len(days)))
+    grid[[line[s] for s in rows["symbol"]], [column[d] for d in rows["date"]]] = rows["coverage"].to_numpy()
+    return days, symbols, grid
+
+
+def coverage_heatmap_png(daily: pl.DataFrame, max_sessions: int = 260) -> bytes:
+    """Symbols x sessions coverage heatmap (latest ``max_sessions`` sessions) as PNG bytes.
+
+    Red to green is 50 % to 100 % coverage (below 50 % is the darkest red); grey marks
+    sessions with no ``bar_coverage`` row for the symbol (not materialised). Sized so that a
+    year (252 sessions) of 100 symbols keeps one readable 6.5 pt label per row.
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
+
+    days, symbols, grid = coverage_grid(daily, max_sessions)
+    rows, cols = grid.shape
+    row_inches = 0.115  # 8.3 pt per row for 6.5 pt labels
+    width = min(16.0, max(7.0, 3.0 + 0.05 * cols))
+    height = max(3.2, 1.9 + row_inches * rows)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    cmap = colormaps["RdYlGn"].with_extremes(bad=_NOT_MATERIALISED)
+    image = ax.imshow(
+        grid if rows and cols else np.ma.masked_all((1, 1)),
+        aspect="auto",
+        cmap=cmap,
+        vmin=0.5,
+        vmax=1.0,
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(rows), symbols, fontsize=6.5)
+    ticks, labels = _session_ticks(days)
+    ax.set_xticks(ticks, labels, fontsize=7)
+    ax.tick_params(axis="y", length=0, pad=2)
+    span = f"{days[0]} .. {days[-1]}, {cols} sessions" if days else "no sessions"
+    ax.set_title(f"Regular-session coverage per symbol and session\n{span}", fontsize=9, loc="left")
+    fig.legend(
+        handles=[Patch(facecolor=_NOT_MATERIALISED, edgecolor="0.5", label="grey = not materialised")],
+        loc="outside lower right",
         fontsize=7,
+        frameon=False,
     )
-    ax.set_title("Regular-session coverage per symbol and session")
-    fig.colorbar(image, ax=ax, label="coverage")
-    fig.tight_layout()
+    bar = fig.colorbar(image, ax=ax, extend="min", fraction=0.03, pad=0.01, format=PercentFormatter(1.0))
+    bar.set_label("coverage (% of regular-session minutes)", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
+    fig.savefig(buffer, format="png", pil_kwargs={"optimize": True})
     return buffer.getvalue()
+
+
+_NOT_MATERIALISED = "#b8b8b8"
+
+
+def _session_ticks(days: list[date]) -> tuple[list[int], list[str]]:
+    """Tick positions and labels: the first session of each month, or a few dates when short."""
+    if len(days) > 45:
+        starts = [j for j, d in enumerate(days) if j == 0 or d.month != days[j - 1].month]
+        return starts, [
+            days[j].strftime("%b\n%Y" if j == starts[0] or days[j].month == 1 else "%b") for j in starts
+        ]
+    step = max(1, len(days) // 8)
+    return list(range(0, len(days), step)), [d.strftime("%b %d") for d in days[::step]]

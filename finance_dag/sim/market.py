@@ -9,10 +9,21 @@ factors in ``FACTORS``; true exposures (``exposures``) and factor returns (``fac
 are kept so later risk models can be validated against them. Minute bars follow a Brownian
 bridge from the day's open to its close, with U-shaped volume, minutes without trades for
 thinly traded names, sparse pre/post-market bars, and per-vendor outages and bad ticks.
+
+Price LEVELS are synthetic too. Each path is pinned at ``PRICE_ANCHOR`` (2024-11-29, the last
+session of the demo window 2024-11-15..2024-11-29): symbols listed in ``price_levels`` close
+there at an approximate real late-November-2024 level, so SPY shows ~$600 and XLE ~$96 and the
+demo numbers look plausible to a quant; any other symbol gets a random level (log-uniform,
+$15-$600). Away from the anchor the path follows the factor model backward and forward, so
+it does NOT track real history. To keep prices plausible over 2010-2026, the per-symbol drift
+``mu`` is zero unless the path would close below ``PRICE_FLOOR`` ($2) in that window; then it
+is a constant drift (one before the anchor, one after), 1.25 times the smallest that keeps
+every close above the floor: a steadier trend rather than a clipped price.
 """
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +34,7 @@ import polars as pl
 
 from finance_dag.core import calendar
 from finance_dag.market_data.bars import BAR_SCHEMA
+from finance_dag.sim.price_levels import APPROX_CLOSES, LEVELS_DATE
 
 FACTORS: tuple[str, ...] = ("market", "size", "value", "momentum", "volatility", "liquidity")
 SECTORS: tuple[str, ...] = (
@@ -32,7 +44,9 @@ SECTORS: tuple[str, ...] = (
 _FACTOR_MEAN = np.array([0.0003, 0.0, 0.0001, 0.0002, -0.0001, 0.0])
 _FACTOR_VOL = np.array([0.011, 0.004, 0.004, 0.005, 0.004, 0.003])
 _NS_PER_MINUTE = 60_000_000  # datetime64[us]
-PRICE_ANCHOR = date(2024, 1, 2)  # each symbol trades near its start price on this session
+PRICE_ANCHOR = LEVELS_DATE  # each symbol closes at its anchor price on this session
+PRICE_FLOOR = 2.0  # no close below this from CALENDAR_START to _FLOOR_UNTIL
+_FLOOR_UNTIL = date(2026, 12, 31)  # fixed, so the drift does not move as the calendar grows
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ SIM_VENDORS: dict[str, VendorProfile] = {
 class SymbolProfile:
     exposures: np.ndarray  # one loading per factor; market is the beta
     specific_vol: float  # daily
-    start_price: float
+    anchor_price: float  # close on PRICE_ANCHOR
     trade_probability: float  # chance a regular minute has at least one trade
     minute_volume: float  # mean shares per regular minute
 
@@ -85,10 +99,11 @@ class SimulatedMarket:
         style = rng.standard_normal(len(FACTORS) - 1)
         beta = float(np.clip(1.0 + 0.35 * rng.standard_normal(), 0.2, 3.0))
         thin = rng.uniform() ** 10
+        random_level = float(np.exp(rng.uniform(np.log(15), np.log(600))))  # always drawn
         return SymbolProfile(
             exposures=np.concatenate([[beta], style]),
             specific_vol=float(rng.uniform(0.008, 0.025)),
-            start_price=float(np.exp(rng.uniform(np.log(15), np.log(600)))),
+            anchor_price=float(APPROX_CLOSES.get(symbol, random_level)),
             trade_probability=float(1.0 - 0.55 * thin),
             minute_volume=float(np.exp(rng.uniform(np.log(300), np.log(60_000))) * (1 - thin)),
         )
@@ -128,7 +143,10 @@ class SimulatedMarket:
         )
         log_ret = self._factor_returns @ prof.exposures + prof.specific_vol * noise[:, 0]
         level = np.cumsum(log_ret)
-        close = prof.start_price * np.exp(level - level[self._index[PRICE_ANCHOR]])
+        anchor = self._index[PRICE_ANCHOR]
+        log_close = np.log(prof.anchor_price) + level - level[anchor]
+        floor_end = bisect.bisect_right(self._sessions, _FLOOR_UNTIL)
+        close = np.exp(_floor_drift(log_close, anchor, floor_end, np.log(PRICE_FLOOR)))
         prev_close = np.concatenate([[close[0]], close[:-1]])
         gap = 0.3 * (prof.specific_vol + 0.005) * noise[:, 1]
         opened = prev_close * np.exp(gap)
@@ -281,6 +299,24 @@ def _corrupt(rng: np.random.Generator, bars: dict[str, np.ndarray], rate: float)
             bars["volume"][j] = -bars["volume"][j]
         else:
             bars["ts"][j] = bars["ts"][0] - np.timedelta64(6, "h")
+
+
+def _floor_drift(log_close: np.ndarray, anchor: int, end: int, log_floor: float) -> np.ndarray:
+    """Add a constant drift on each side of ``anchor`` keeping ``log_close[:end]`` above
+    ``log_floor``: ``rate * |i - anchor|`` lifts session ``i``, where ``rate`` is 1.25 times the
+    smallest that clears the floor. Nothing moves when the path already clears it, and
+    ``log_close[anchor]`` never moves."""
+    out = log_close.copy()
+    distance = np.abs(np.arange(log_close.size) - anchor)
+    for side in (slice(0, anchor), slice(anchor + 1, None)):
+        window = np.arange(log_close.size)[side]
+        window = window[window < end]
+        if window.size == 0:
+            continue
+        need = float(np.max((log_floor - log_close[window]) / distance[window]))
+        rate = 1.25 * max(0.0, need)  # a margin, so lows spread above the floor, not on it
+        out[side] += rate * distance[side]
+    return out
 
 
 def _minute_range(start, end) -> np.ndarray:

@@ -4,6 +4,7 @@ import numpy as np
 import polars as pl
 
 from finance_dag.core import calendar
+from finance_dag.core.universe import FULL_SYMBOLS
 from finance_dag.market_data.bars import validate_bars
 from finance_dag.sim import FACTORS, SIM_VENDORS, SimulatedMarket
 
@@ -87,3 +88,39 @@ def test_fundamentals_carry_the_size_and_value_exposures(market):
     assert joined.select(pl.corr(pl.col("market_cap").log(), "size", method="spearman")).item() < -0.99
     assert joined.select(pl.corr("book_to_market", "value", method="spearman")).item() > 0.99
     assert joined["sector"].n_unique() == 11 and (joined["market_cap"] > 0).all()
+
+
+def test_named_symbols_close_near_their_real_late_november_2024_levels(market):
+    closes = dict(
+        market.daily_prices(["SPY", "XLE", "NVDA"], date(2024, 11, 29), date(2024, 11, 29))
+        .select("symbol", "close")
+        .iter_rows()
+    )
+    assert abs(closes["SPY"] / 600 - 1) < 0.10
+    assert abs(closes["XLE"] / 95 - 1) < 0.10
+    assert abs(closes["NVDA"] / 138 - 1) < 0.10
+    window = market.daily_prices(["SPY", "XLE"], date(2024, 11, 15), date(2024, 11, 29))
+    spy = window.filter(pl.col("symbol") == "SPY")["close"]
+    assert spy.is_between(480, 720).all()  # near the real level through the demo window
+
+
+def test_price_levels_are_deterministic_per_seed_and_symbol(market):
+    symbols = ["SPY", "XLE", "SIM001"]
+    start, end = date(2015, 1, 2), date(2025, 6, 30)
+    first = market.daily_prices(symbols, start, end)
+    again = [SimulatedMarket(7).daily_prices([s], start, end) for s in reversed(symbols)]
+    assert first.equals(pl.concat(reversed(again)))
+    other = SimulatedMarket(8).daily_prices(symbols, start, end)
+    spy = pl.col("symbol") == "SPY"
+    assert not first.filter(spy).equals(other.filter(spy))
+    # SPY is pinned to its anchor whatever the seed; an unknown symbol's level is random.
+    anchor = date(2024, 11, 29)
+    pinned = [SimulatedMarket(s).daily_prices(["SPY", "SIM001"], anchor, anchor) for s in (7, 8)]
+    assert pinned[0]["close"][0] == pinned[1]["close"][0] == 602.0
+    assert pinned[0]["close"][1] != pinned[1]["close"][1]
+
+
+def test_no_price_below_a_dollar_from_2010_to_2026(market):
+    symbols = list(FULL_SYMBOLS) + [f"SIM{i:03d}" for i in range(50)]
+    prices = market.daily_prices(symbols, date(2010, 1, 4), date(2026, 12, 31))
+    assert prices.select(pl.min_horizontal(pl.min("open"), pl.min("close"))).item() >= 1.0
