@@ -8,6 +8,9 @@ FINANCE_DAG_STORAGE ?= $(CURDIR)/data
 # The demo and the UI share one instance and one lake; tests make their own.
 demo dev: export DAGSTER_HOME := $(DAGSTER_HOME)
 demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
+# The demo is a fixed historical window (Thanksgiving week 2024): the UI shows it as it is.
+demo dev: export FINANCE_DAG_START_DATE ?= 2024-11-15
+demo dev: export FINANCE_DAG_END_DATE ?= 2024-11-29
 
 .PHONY: env demo dev test bench clean
 

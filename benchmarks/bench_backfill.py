@@ -11,23 +11,22 @@ import sys
 import tempfile
 from datetime import date
 
-from benchmarks.common import QUIET, timed, use_full_universe, verdict
+import dagster as dg
+import pyarrow.parquet as pq
 
-use_full_universe()
+from benchmarks.common import QUIET, bench_settings, timed, verdict
+from finance_dag.core import calendar
+from finance_dag.core.lake import Lake
+from finance_dag.definitions import build_definitions
+from finance_dag.platform.partitions import DomainPartitions, date_symbol_key, range_tags
 
-import dagster as dg  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from finance_dag.core import calendar  # noqa: E402
-from finance_dag.core.lake import Lake  # noqa: E402
-from finance_dag.definitions import build_definitions  # noqa: E402
-from finance_dag.platform.partitions import SETTINGS, SYMBOLS, date_symbol, date_symbol_key, range_tags  # noqa: E402
-
+SETTINGS = bench_settings("unused", UNIVERSE="full")
+PARTS = DomainPartitions(SETTINGS.market_data)
 START, END = date(2024, 9, 3), date(2024, 11, 29)
 SYMBOL_COUNT = 50
 
 
-@dg.asset(partitions_def=date_symbol, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(partitions_def=PARTS.date_symbol, backfill_policy=dg.BackfillPolicy.single_run())
 def noop_minute_bars(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Same partitions, no work: what Dagster itself costs for these materialisations."""
     for key in context.partition_keys:
@@ -46,16 +45,14 @@ def run_range(defs: dg.Definitions, job: str, tags: dict[str, str], home: str) -
 
 
 def main() -> int:
-    from dataclasses import replace
-
-    symbols = SYMBOLS[:SYMBOL_COUNT]
+    symbols = PARTS.symbols[:SYMBOL_COUNT]
     sessions = calendar.sessions(START, END)
     tags = range_tags(date_symbol_key(START, symbols[0]), date_symbol_key(END, symbols[-1]))
     partitions = len(sessions) * len(symbols)
     work = tempfile.mkdtemp(prefix="finance_dag_bench_")
     try:
         lake_root = os.path.join(work, "lake")
-        defs = build_definitions(replace(SETTINGS, storage=lake_root))
+        defs = build_definitions(bench_settings(lake_root, UNIVERSE="full"))
         noop = dg.Definitions(
             assets=[noop_minute_bars], jobs=[dg.define_asset_job("noop", [noop_minute_bars])]
         )

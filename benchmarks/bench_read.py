@@ -6,17 +6,16 @@ import shutil
 import statistics
 import sys
 import tempfile
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
 import pyarrow.parquet as pq
 
-from benchmarks.common import QUIET, timed, verdict
+from benchmarks.common import QUIET, bench_settings, timed, verdict
 from finance_dag.core.lake import Lake
 from finance_dag.definitions import build_definitions
 from finance_dag.market_data.consolidate import load_symbol_bars, year_path
-from finance_dag.platform.partitions import SETTINGS, range_tags
+from finance_dag.platform.partitions import range_tags
 
 SYMBOL, YEAR = "SPY", 2024
 
@@ -25,7 +24,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="finance_dag_bench_")
     try:
         root = os.path.join(work, "lake")
-        defs = build_definitions(replace(SETTINGS, storage=root))
+        defs = build_definitions(bench_settings(root))
         with dg.instance_for_test() as instance:
             for job, tags in (
                 ("minute_bars_job", range_tags(f"{YEAR}-01-02|{SYMBOL}", f"{YEAR}-12-31|{SYMBOL}")),

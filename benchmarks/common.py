@@ -1,15 +1,16 @@
 """Shared benchmark helpers: a quiet in-process run, timing, and the target verdict."""
 
-import os
 import time
 from collections.abc import Callable
+
+from finance_dag.core.settings import Settings, load_settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
-def use_full_universe() -> None:
-    """Benchmarks need more symbols than the demo: set before finance_dag is imported."""
-    os.environ.setdefault("FINANCE_DAG_UNIVERSE", "full")
+def bench_settings(root: str, **env: str) -> Settings:
+    """Pinned settings (the developer's FINANCE_DAG_* variables play no part) on lake ``root``."""
+    return load_settings({"FINANCE_DAG_STORAGE": root, **{f"FINANCE_DAG_{k}": v for k, v in env.items()}})
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -1,62 +1,61 @@
-"""The finance_dag code location: assets, checks, jobs, schedules, sensors and resources.
+"""The finance_dag code location: every domain's definitions, merged, with the platform's policies.
 
-``FINANCE_DAG_ENV`` picks the resource set in one place (``resources_for``): ``sim`` (default)
-runs on the simulated market with no keys and no network.
+``build_definitions(settings)`` builds everything from one ``Settings`` value: each package
+under ``finance_dag/defs/`` contributes ``build_defs(settings)`` (found by name, so adding a
+domain edits nothing here), the platform adds the lake and its IO manager, and
+``apply_policies`` gives every asset its owners and domain tag. ``defs`` is the code location
+for the environment's settings (``FINANCE_DAG_*``), read once here.
 """
+
+import importlib
+import pkgutil
 
 import dagster as dg
 
-from finance_dag.core.settings import Settings
-from finance_dag.defs.market_data import assets as market_data
-from finance_dag.defs.market_data import automation
-from finance_dag.platform.bar_vendors import BarVendorsResource
-from finance_dag.platform.market import SimulatedMarketResource
-from finance_dag.platform.partitions import SETTINGS
+from finance_dag import defs as defs_package
+from finance_dag.core.settings import Settings, load_settings
+from finance_dag.platform.contract import DOMAIN_TAG, OWNERS
+from finance_dag.platform.registry import vendor_resources
 from finance_dag.platform.storage import LakeIOManager, LakeResource
-from finance_dag.platform.vendors import AlpacaResource, AlphaVantageResource, FredResource, YahooResource
 
 
-def bar_vendors_for(settings: Settings) -> BarVendorsResource:
-    """The vendor chain named by ``FINANCE_DAG_BAR_VENDORS``; real vendors read secrets via EnvVar."""
-    real = {
-        "alpaca": lambda: AlpacaResource(
-            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
-        ),
-        "alphavantage": lambda: AlphaVantageResource(api_key=dg.EnvVar("ALPHAVANTAGE_API_KEY")),
-        "yahoo": YahooResource,
-    }
-    nested = {name: real[name]() for name in settings.bar_vendors if name in real}
-    return BarVendorsResource(vendors=list(settings.bar_vendors), market=SimulatedMarketResource(), **nested)
+def domains() -> list[str]:
+    """The domain packages under ``finance_dag/defs/``, in name order."""
+    return sorted(m.name for m in pkgutil.iter_modules(defs_package.__path__) if m.ispkg)
 
 
-def resources_for(settings: Settings) -> dict[str, object]:
-    """The resources of one environment: the lake always, vendors by ``settings.environment``."""
+def platform_resources(settings: Settings) -> dict[str, object]:
+    """Resources every domain shares: the lake, its IO manager, and the environment's vendors."""
     lake = LakeResource(root=settings.storage)
-    resources: dict[str, object] = {
-        "lake": lake,
-        "io_manager": LakeIOManager(lake=lake),
-        "bar_vendors": bar_vendors_for(settings),
-    }
-    if settings.environment == "prod":
-        resources["fred"] = FredResource(api_key=dg.EnvVar("FRED_API_KEY"))
-    return resources
+    return {"lake": lake, "io_manager": LakeIOManager(lake=lake), **vendor_resources(settings)}
+
+
+def apply_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Cross-cutting policy: owners, and the domain (= group) as a tag, on every asset."""
+    return spec.replace_attributes(
+        owners=spec.owners or list(OWNERS),
+        tags={DOMAIN_TAG: spec.group_name or "default", **spec.tags},
+    )
 
 
 def build_definitions(settings: Settings, **resource_overrides: object) -> dg.Definitions:
     """The code location for ``settings``; tests and notebooks may override single resources."""
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules([market_data]),
-        asset_checks=dg.load_asset_checks_from_modules([market_data]),
-        jobs=[
-            automation.minute_bars_job,
-            automation.daily_market_data_job,
-            automation.coverage_report_job,
-            automation.consolidate_job,
-        ],
-        schedules=[automation.after_close_schedule],
-        sensors=[automation.low_coverage_refill, automation.market_data_automation],
-        resources={**resources_for(settings), **resource_overrides},
+    merged = dg.Definitions.merge(
+        *(
+            importlib.import_module(f"{defs_package.__name__}.{name}").build_defs(settings)
+            for name in domains()
+        ),
+        dg.Definitions(resources=platform_resources(settings)),
     )
+    location = dg.Definitions(
+        assets=merged.assets,
+        asset_checks=merged.asset_checks,
+        jobs=merged.jobs,
+        schedules=merged.schedules,
+        sensors=merged.sensors,
+        resources={**(merged.resources or {}), **resource_overrides},
+    )
+    return location.map_asset_specs(func=apply_policies)
 
 
-defs = build_definitions(SETTINGS)
+defs = build_definitions(load_settings())

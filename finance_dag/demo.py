@@ -11,11 +11,14 @@ import dagster as dg
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
+from finance_dag.core.settings import load_settings
 from finance_dag.definitions import defs
-from finance_dag.platform.partitions import SETTINGS, SYMBOLS, range_tags, session_rectangle_tags
+from finance_dag.platform.partitions import DomainPartitions, range_tags
 
+# Thanksgiving week 2024: a closed Thursday and an early close. `make demo` / `make dev` set
+# FINANCE_DAG_START_DATE / FINANCE_DAG_END_DATE to this window, so the UI shows it as it is.
 DEMO_START = date(2024, 11, 15)
-DEMO_END = date(2024, 11, 29)  # Thanksgiving week: a closed Thursday and an early close
+DEMO_END = date(2024, 11, 29)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # full logs are in the UI
 
 
@@ -31,16 +34,19 @@ def run(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = No
 
 
 def main() -> None:
+    settings = load_settings()
+    parts = DomainPartitions(settings.market_data)
+    symbols = parts.symbols
     sessions = calendar.sessions(DEMO_START, DEMO_END)
-    print(f"finance_dag demo: {len(sessions)} sessions {DEMO_START} .. {DEMO_END} x {len(SYMBOLS)} symbols")
-    print(f"  lake: {SETTINGS.storage}   environment: {SETTINGS.environment}")
+    print(f"finance_dag demo: {len(sessions)} sessions {DEMO_START} .. {DEMO_END} x {len(symbols)} symbols")
+    print(f"  lake: {settings.storage}   environment: {settings.environment}")
     with dg.DagsterInstance.get() as instance:
-        run(instance, "minute_bars_job", session_rectangle_tags(DEMO_START, DEMO_END))
+        run(instance, "minute_bars_job", parts.session_rectangle_tags(DEMO_START, DEMO_END))
         run(instance, "daily_market_data_job", range_tags(sessions[0].isoformat(), sessions[-1].isoformat()))
-        run(instance, "consolidate_job", range_tags(SYMBOLS[0], SYMBOLS[-1]))
+        run(instance, "consolidate_job", range_tags(symbols[0], symbols[-1]))
         run(instance, "coverage_report_job")
         report = defs.load_asset_value("coverage_report", instance=instance)
-    lake = Lake(SETTINGS.storage)
+    lake = Lake(settings.storage)
     print("\nCoverage by tier:")
     for tier, count in report.group_by("tier").len().sort("tier").iter_rows():
         print(f"  {tier:<10} {count}")

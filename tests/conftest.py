@@ -1,5 +1,10 @@
-"""Shared fixtures: a temporary lake, Dagster instances, and a real S3-API server on loopback."""
+"""Shared fixtures: a temporary lake, Dagster instances, and a real S3-API server on loopback.
 
+The developer's ``FINANCE_DAG_*`` variables are dropped before any test (and any subprocess a
+test starts) runs: tests pin their own settings (``tests.support``).
+"""
+
+import os
 import socket
 from collections.abc import Iterator
 
@@ -9,6 +14,9 @@ import pytest
 
 from finance_dag.sim import SimulatedMarket
 from tests.support import make_defs
+
+for _name in [n for n in os.environ if n.startswith("FINANCE_DAG_")]:
+    del os.environ[_name]
 
 
 @pytest.fixture(scope="session")

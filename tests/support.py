@@ -1,22 +1,44 @@
-"""Helpers shared by tests: the real code location on a temporary lake, and running its jobs."""
+"""Helpers shared by tests: pinned settings, the real code location on a temporary lake, jobs.
 
-from dataclasses import replace
+Tests never read the developer's ``FINANCE_DAG_*`` variables: ``SETTINGS`` is built from an
+empty environment, and ``make_defs`` changes only the lake root (and injected faults).
+"""
+
 from datetime import date
 
 import dagster as dg
 
+from finance_dag.core.settings import Settings, load_settings
 from finance_dag.definitions import build_definitions
-from finance_dag.platform.bar_vendors import BarVendorsResource
-from finance_dag.platform.market import SimulatedMarketResource
-from finance_dag.platform.partitions import SETTINGS
+from finance_dag.defs.market_data.assets import build_assets
+from finance_dag.platform.partitions import DomainPartitions
+from finance_dag.platform.registry import BarVendorsResource, SimulatedMarketResource
 
 THANKSGIVING_WEEK = (date(2024, 11, 27), date(2024, 11, 29))  # a full day, a holiday, an early close
+
+
+def settings_for(root: str = "./data", **env: str) -> Settings:
+    """Settings from nothing but ``env`` (``FINANCE_DAG_`` prefix added) and the lake root."""
+    return load_settings(
+        {"FINANCE_DAG_STORAGE": str(root), **{f"FINANCE_DAG_{k}": v for k, v in env.items()}}
+    )
+
+
+SETTINGS = settings_for()
+SYMBOLS = SETTINGS.market_data.universe
+PARTS = DomainPartitions(SETTINGS.market_data)
+session_rectangle_tags = PARTS.session_rectangle_tags
+
+
+def market_data_asset(name: str) -> dg.AssetsDefinition:
+    """One market-data asset built from the pinned settings (for ``dg.materialize``)."""
+    return next(a for a in build_assets(SETTINGS, PARTS) if a.key.to_user_string() == name)
 
 
 def make_defs(root: str, fail_symbol_days: list[str] | None = None, **overrides) -> dg.Definitions:
     """The real code location on a lake at ``root``, optionally with injected vendor failures."""
     vendors = BarVendorsResource(market=SimulatedMarketResource(), fail_symbol_days=fail_symbol_days or [])
-    return build_definitions(replace(SETTINGS, storage=str(root)), bar_vendors=vendors, **overrides)
+    return build_definitions(settings_for(root), bar_vendors=vendors, **overrides)
 
 
 def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):

@@ -79,40 +79,46 @@ def extended_window(day: date) -> tuple[datetime, datetime]:
     return pre, closed + timedelta(hours=POST_MARKET_HOURS)
 
 
-def _cache_file(start: date) -> Path:
+def _cache_file(start: date, today: date) -> Path:
+    """The calendar's horizon moves with the day, so the cache is per day and library version."""
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    tag = f"xnys-closed-{start.isoformat()}-xc{version('exchange_calendars')}.json"
+    tag = f"xnys-closed-{start.isoformat()}-{today.isoformat()}-xc{version('exchange_calendars')}.json"
     return root / "finance_dag" / tag
 
 
-def closed_weekdays(start: date, through: date) -> list[date]:
-    """Weekdays in [start, through] that are not XNYS sessions (holidays, one-off closures).
+def closed_weekdays(start: date, through: date | None = None) -> list[date]:
+    """Every weekday from ``start`` that is not an XNYS session, as far ahead as the calendar
+    knows (holidays and one-off closures, about a year ahead) or up to ``through``.
 
-    Used to build the partitions at import time; the answer is cached on disk per
-    exchange_calendars version because importing the library costs most of a second.
+    Used to build the partitions when definitions load; the answer is cached on disk per
+    exchange_calendars version and day (importing the library costs most of a second).
     """
-    cache = _cache_file(start)
+    today = datetime.now(NEW_YORK).date()
+    cache = _cache_file(start, today)
     try:
-        saved = json.loads(cache.read_text())
-        if date.fromisoformat(saved["valid_through"]) >= through:
-            return [d for d in map(date.fromisoformat, saved["closed"]) if d <= through]
-    except (OSError, ValueError, KeyError):
-        pass
+        closed = [date.fromisoformat(d) for d in json.loads(cache.read_text())]
+    except (OSError, ValueError):
+        closed = _closed_weekdays(start)
+        _save(cache, closed)
+    return [d for d in closed if through is None or d <= through]
+
+
+def _closed_weekdays(start: date) -> list[date]:
     table = _session_table()
-    last = max(table)
     closed = []
     day = start
-    while day <= last:
+    while day <= max(table):
         if day.weekday() < 5 and day not in table:
             closed.append(day)
         day += timedelta(days=1)
+    return closed
+
+
+def _save(cache: Path, closed: list[date]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(
-            json.dumps({"valid_through": last.isoformat(), "closed": [d.isoformat() for d in closed]})
-        )
+        tmp.write_text(json.dumps([d.isoformat() for d in closed]))
         tmp.replace(cache)
     except OSError:
-        pass  # a read-only home only costs the next import the same computation
-    return [d for d in closed if d <= through]
+        pass  # a read-only home only costs the next load the same computation

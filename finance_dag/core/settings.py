@@ -1,22 +1,29 @@
-"""Process-wide settings read from the environment, in one place.
+"""Settings read once, validated, and passed down to everything the code location builds.
 
-Only plain values live here (no secrets): the storage root, the universe, the first partition
-date and the coverage threshold. Secrets are read by resources through ``dg.EnvVar``.
+``load_settings()`` reads the ``FINANCE_DAG_*`` variables once (``definitions.py`` calls it);
+every factory below it (partitions, universes, pools, thresholds, resources) takes the
+resulting ``Settings`` value, so a test or a notebook pins its own settings and nothing reads
+the environment at import. Only plain values live here: secrets are read by resources through
+``dg.EnvVar`` so their values never show in the UI.
+
+Each domain has its own universe and history window (``DomainSettings``); the market-data
+domain reads ``FINANCE_DAG_UNIVERSE`` / ``FINANCE_DAG_START_DATE`` / ``FINANCE_DAG_END_DATE``.
+A bad value fails at load with a message naming the variable.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 DEFAULT_STORAGE = "./data"
 DEFAULT_START_DATE = "2024-01-02"
 DEFAULT_COVERAGE_THRESHOLD = 0.85
-DEFAULT_BAR_VENDORS = {
-    "sim": "sim_alpaca,sim_alphavantage,sim_yahoo",
-    "prod": "alpaca,alphavantage,yahoo",
-}
+FIRST_SESSION = date(2010, 1, 4)  # the calendar's first session (finance_dag.core.calendar)
+ENVIRONMENTS = ("sim", "prod")
 
 
 class SettingError(ValueError):
@@ -24,23 +31,68 @@ class SettingError(ValueError):
 
 
 @dataclass(frozen=True)
+class DomainSettings:
+    """One domain's universe and history window (``end_date`` None: follows the calendar)."""
+
+    universe: tuple[str, ...]
+    start_date: date
+    end_date: date | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: str
-    universe: str
-    start_date: date
+    environment: str  # "sim" (simulated market, no keys) or "prod" (real vendors)
+    bar_vendors: tuple[str, ...]  # primary first, then fallbacks; empty: the registry's default
     coverage_threshold: float
-    environment: str
-    bar_vendors: tuple[str, ...]  # primary first, then fallbacks in order
+    market_data: DomainSettings
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
+def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
+    raw = env.get(name, default)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise SettingError(f"{name}={raw!r} is not an ISO date (YYYY-MM-DD)") from exc
+    if value < FIRST_SESSION:
+        raise SettingError(f"{name}={raw!r} is before the calendar's first session {FIRST_SESSION}")
+    if value > today:
+        raise SettingError(f"{name}={raw!r} is in the future (today is {today} in New York)")
+    return value
+
+
+def domain_settings(
+    env: Mapping[str, str],
+    prefix: str,
+    default_universe: str,
+    default_start: str,
+    today: date,
+) -> DomainSettings:
+    """``{prefix}UNIVERSE``, ``{prefix}START_DATE`` and ``{prefix}END_DATE`` of one domain."""
+    from finance_dag.core.universe import resolve_universe
+
+    universe_var = f"{prefix}UNIVERSE"
+    universe = resolve_universe(env.get(universe_var, default_universe), universe_var)
+    start = _date(env, f"{prefix}START_DATE", default_start, today)
+    end = _date(env, f"{prefix}END_DATE", None, today)
+    assert start is not None
+    if end is not None and end < start:
+        raise SettingError(f"{prefix}END_DATE={end} is before {prefix}START_DATE={start}")
+    return DomainSettings(universe, start, end)
+
+
+def load_settings(env: Mapping[str, str] | None = None, today: date | None = None) -> Settings:
     """Read and validate ``FINANCE_DAG_*`` variables, naming the variable on a bad value."""
     env = dict(os.environ if env is None else env)
-    start_raw = env.get("FINANCE_DAG_START_DATE", DEFAULT_START_DATE)
-    try:
-        start = date.fromisoformat(start_raw)
-    except ValueError as exc:
-        raise SettingError(f"FINANCE_DAG_START_DATE={start_raw!r} is not an ISO date (YYYY-MM-DD)") from exc
+    today = today or datetime.now(ZoneInfo("America/New_York")).date()
+    storage = env.get("FINANCE_DAG_STORAGE", DEFAULT_STORAGE).strip()
+    if not storage or storage in ("s3://", "s3:"):
+        raise SettingError(
+            "FINANCE_DAG_STORAGE is empty: set a folder (e.g. ./data) or s3://bucket/prefix, "
+            "or unset it for the default ./data"
+        )
     threshold_raw = env.get("FINANCE_DAG_COVERAGE_THRESHOLD", str(DEFAULT_COVERAGE_THRESHOLD))
     try:
         threshold = float(threshold_raw)
@@ -51,20 +103,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             f"FINANCE_DAG_COVERAGE_THRESHOLD={threshold_raw!r} must be a fraction between 0 and 1"
         )
     environment = env.get("FINANCE_DAG_ENV", "sim")
-    if environment not in ("sim", "prod"):
+    if environment not in ENVIRONMENTS:
         raise SettingError(f"FINANCE_DAG_ENV={environment!r} must be 'sim' or 'prod'")
-    vendors = tuple(
-        v.strip() for v in env.get("FINANCE_DAG_BAR_VENDORS", DEFAULT_BAR_VENDORS[environment]).split(",")
-    )
+    raw_vendors = env.get("FINANCE_DAG_BAR_VENDORS", "").strip()
+    vendors = tuple(v.strip() for v in raw_vendors.split(",")) if raw_vendors else ()
     if not all(vendors):
         raise SettingError(
             f"FINANCE_DAG_BAR_VENDORS={env['FINANCE_DAG_BAR_VENDORS']!r} has an empty vendor name"
         )
     return Settings(
-        storage=env.get("FINANCE_DAG_STORAGE", DEFAULT_STORAGE),
-        universe=env.get("FINANCE_DAG_UNIVERSE", "demo"),
-        start_date=start,
-        coverage_threshold=threshold,
+        storage=storage,
         environment=environment,
         bar_vendors=vendors,
+        coverage_threshold=threshold,
+        market_data=domain_settings(env, "FINANCE_DAG_", "demo", DEFAULT_START_DATE, today),
     )

@@ -33,8 +33,9 @@ FULL_SYMBOLS: tuple[str, ...] = DEMO_SYMBOLS + (
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
-def resolve_universe(setting: str) -> tuple[str, ...]:
-    """Turn the ``FINANCE_DAG_UNIVERSE`` setting into an ordered, de-duplicated symbol tuple."""
+def resolve_universe(setting: str, variable: str = "FINANCE_DAG_UNIVERSE") -> tuple[str, ...]:
+    """Turn a universe setting (``variable`` names it in errors) into an ordered, de-duplicated
+    symbol tuple."""
     setting = setting.strip()
     if setting in ("", "demo"):
         return DEMO_SYMBOLS
@@ -44,14 +45,14 @@ def resolve_universe(setting: str) -> tuple[str, ...]:
         try:
             lines = Path(setting).read_text().splitlines()
         except OSError as exc:
-            raise SettingError(f"FINANCE_DAG_UNIVERSE file {setting!r} cannot be read: {exc}") from exc
+            raise SettingError(f"{variable} file {setting!r} cannot be read: {exc}") from exc
         raw = [line.split("#", 1)[0].strip() for line in lines]
     else:
         raw = [part.strip() for part in setting.split(",")]
     symbols = [s.upper() for s in raw if s]
     bad = [s for s in symbols if not _SYMBOL.match(s)]
     if bad:
-        raise SettingError(f"FINANCE_DAG_UNIVERSE has invalid symbols: {', '.join(bad)}")
+        raise SettingError(f"{variable} has invalid symbols: {', '.join(bad)}")
     if not symbols:
-        raise SettingError(f"FINANCE_DAG_UNIVERSE={setting!r} names no symbols")
+        raise SettingError(f"{variable}={setting!r} names no symbols")
     return tuple(dict.fromkeys(symbols))

@@ -35,6 +35,35 @@ BAR_SCHEMA = pl.Schema(
 # What the lake stores per symbol-day: the canonical bar plus the session flag.
 MINUTE_BAR_SCHEMA = pl.Schema({**BAR_SCHEMA, "regular": pl.Boolean})
 REQUIRED = ("symbol", "ts", "open", "high", "low", "close", "volume")
+DAILY_BAR_SCHEMA = pl.Schema(
+    {
+        "symbol": pl.String,
+        "date": pl.Date,
+        "open": pl.Float64,
+        "high": pl.Float64,
+        "low": pl.Float64,
+        "close": pl.Float64,
+        "volume": pl.Int64,
+        "vwap": pl.Float64,
+        "bars": pl.UInt32,
+    }
+)
+# What each stored column means, with its unit (the assets' column schemas are built from these).
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "symbol": "Ticker symbol.",
+    "ts": "Minute start, UTC (the bar covers [ts, ts + 1 min)).",
+    "date": "XNYS session date (New York).",
+    "open": "First trade price, USD, raw (unadjusted).",
+    "high": "Highest trade price, USD, raw.",
+    "low": "Lowest trade price, USD, raw.",
+    "close": "Last trade price, USD, raw.",
+    "volume": "Shares traded.",
+    "vwap": "Volume-weighted average price, USD (null when the vendor has none).",
+    "trade_count": "Number of trades (null when the vendor has none).",
+    "source": "Vendor that supplied the bar (e.g. sim_alpaca, alpaca:sip).",
+    "regular": "True inside the regular session (09:30 to the close, New York).",
+    "bars": "Regular-session minute bars aggregated, count.",
+}
 
 SymbolDay = tuple[str, date]
 
@@ -215,19 +244,24 @@ def daily_from_minutes(bars: pl.DataFrame) -> pl.DataFrame:
     regular = bars.filter("regular").sort("symbol", "ts")
     if "date" not in regular.columns:
         regular = regular.with_columns(date=ny_date())
-    return regular.group_by("symbol", "date", maintain_order=True).agg(
-        open=pl.col("open").first(),
-        high=pl.col("high").max(),
-        low=pl.col("low").min(),
-        close=pl.col("close").last(),
-        volume=pl.col("volume").sum(),
-        vwap=(
-            (
-                pl.coalesce("vwap", (pl.col("high") + pl.col("low") + pl.col("close")) / 3) * pl.col("volume")
-            ).sum()
-            / pl.col("volume").sum()
-        ).round(4),
-        bars=pl.len(),
+    return (
+        regular.group_by("symbol", "date", maintain_order=True)
+        .agg(
+            open=pl.col("open").first(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            close=pl.col("close").last(),
+            volume=pl.col("volume").sum(),
+            vwap=(
+                (
+                    pl.coalesce("vwap", (pl.col("high") + pl.col("low") + pl.col("close")) / 3)
+                    * pl.col("volume")
+                ).sum()
+                / pl.col("volume").sum()
+            ).round(4),
+            bars=pl.len(),
+        )
+        .cast(DAILY_BAR_SCHEMA)
     )
 
 

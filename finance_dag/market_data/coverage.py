@@ -24,6 +24,44 @@ TIERS: tuple[tuple[str, float], ...] = (
     ("VERY POOR", 0.0),
 )
 READY_THRESHOLD = 0.85
+COVERAGE_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "symbol": pl.String,
+        "bars": pl.Int64,
+        "expected_minutes": pl.Int64,
+        "coverage": pl.Float64,
+        "bars_by_source": pl.List(pl.Struct({"source": pl.String, "bars": pl.UInt32})),
+    }
+)
+SUMMARY_SCHEMA = pl.Schema(
+    {
+        "symbol": pl.String,
+        "days": pl.UInt32,
+        "first_date": pl.Date,
+        "last_date": pl.Date,
+        "bars": pl.Int64,
+        "expected_minutes": pl.Int64,
+        "worst_day": pl.Float64,
+        "coverage": pl.Float64,
+        "tier": pl.String,
+        "ready": pl.Boolean,
+    }
+)
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "date": "XNYS session date (New York).",
+    "symbol": "Ticker symbol.",
+    "bars": "Distinct regular-session minutes with a bar, count.",
+    "expected_minutes": "Regular-session minutes of the calendar: 390, or 210 on an early close.",
+    "coverage": "bars / expected_minutes, fraction in [0, 1].",
+    "bars_by_source": "Regular-session bars per vendor: list of {source, bars}.",
+    "days": "Sessions with a coverage row, count.",
+    "first_date": "First session covered.",
+    "last_date": "Last session covered.",
+    "worst_day": "Lowest daily coverage, fraction.",
+    "tier": "EXCELLENT >= 95 %, GOOD >= 85 %, FAIR >= 70 %, POOR >= 50 %, VERY POOR, NO DATA.",
+    "ready": "True when coverage >= 85 %: ready for research.",
+}
 
 
 def tier_expr(coverage: str = "coverage", bars: str = "bars") -> pl.Expr:
@@ -59,7 +97,8 @@ def daily_coverage(bars: pl.DataFrame, symbols: Sequence[str], days: Sequence[da
         .join(per_source, on=["symbol", "date"], how="left")
         .with_columns(pl.col("bars").fill_null(0).cast(pl.Int64))
         .with_columns(coverage=pl.col("bars") / pl.col("expected_minutes"))
-        .select("date", "symbol", "bars", "expected_minutes", "coverage", "bars_by_source")
+        .select(COVERAGE_SCHEMA.names())
+        .cast(COVERAGE_SCHEMA)
         .sort("date", "symbol")
     )
 
@@ -79,6 +118,7 @@ def coverage_summary(daily: pl.DataFrame) -> pl.DataFrame:
         .with_columns(coverage=pl.col("bars") / pl.col("expected_minutes"))
         .with_columns(tier=tier_expr(), ready=pl.col("coverage") >= READY_THRESHOLD)
         .sort(["coverage", "symbol"], descending=[True, False])
+        .cast(SUMMARY_SCHEMA)
     )
 
 

@@ -1,4 +1,16 @@
-"""The lake as a Dagster resource, and the IO manager that reads and writes its partitions."""
+"""The lake as a Dagster resource, lake paths of asset partitions, and the IO manager.
+
+Storage rule for every domain: the lake path of a partition comes from the asset's full key
+and the partitions definition's own dimension names (``lake_path``):
+``{asset/key/path}/{dimension=value}/….parquet`` with non-time dimensions first (per-symbol
+scans are cheap) and the trading-day dimension last as ``date=…``. A single static dimension
+is named by the asset's ``finance_dag/partition_dimension`` metadata (``STATIC_DIMENSION``).
+
+Which path writes: an asset over a range of partitions (``BackfillPolicy.single_run()``)
+writes its partitions itself through ``finance_dag.platform.ranged.PartitionWriter``; an
+unpartitioned asset returns a polars frame and this IO manager writes it. Either way, loading
+one partition (``defs.load_asset_value``) goes through the IO manager.
+"""
 
 from typing import Any
 
@@ -8,6 +20,9 @@ from pydantic import PrivateAttr
 
 from finance_dag.core.lake import Lake, StorageError, partition_path
 from finance_dag.core.settings import DEFAULT_STORAGE
+
+STATIC_DIMENSION = "finance_dag/partition_dimension"
+TIME_DIMENSION = "date"
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -30,49 +45,70 @@ class LakeResource(dg.ConfigurableResource):
         return self._lake
 
 
-def _dimension(partitions_def: dg.PartitionsDefinition) -> str:
-    return "date" if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else "symbol"
-
-
-def partition_keys_to_path(
-    asset: str, partitions_def: dg.PartitionsDefinition | None, key: str | None
-) -> str:
-    """Lake path of one partition: multi keys become ``symbol=…/date=…`` so per-symbol scans are cheap."""
-    if partitions_def is None or key is None:
-        return partition_path(asset)
+def _dimension_values(
+    partitions_def: dg.PartitionsDefinition, key: str, static_dimension: str | None
+) -> dict[str, str]:
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
         dims = partitions_def.get_partition_key_from_str(key).keys_by_dimension
-        ordered = dict(sorted(dims.items(), key=lambda kv: kv[0] != "symbol"))
-        return partition_path(asset, **ordered)
-    return partition_path(asset, **{_dimension(partitions_def): key})
+        time_dims = {
+            d.name
+            for d in partitions_def.partitions_defs
+            if isinstance(d.partitions_def, dg.TimeWindowPartitionsDefinition)
+        }
+        return dict(sorted(dims.items(), key=lambda kv: (kv[0] in time_dims, kv[0])))
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return {TIME_DIMENSION: key}
+    if not static_dimension:
+        raise ValueError(f"static partitions need a dimension name: set metadata {STATIC_DIMENSION!r}")
+    return {static_dimension: key}
+
+
+def lake_path(
+    asset_key: dg.AssetKey,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    key: str | None = None,
+    static_dimension: str | None = None,
+) -> str:
+    """Lake path of one partition of ``asset_key`` (or of the unpartitioned asset)."""
+    asset = "/".join(asset_key.path)
+    if partitions_def is None or key is None:
+        return partition_path(asset)
+    return partition_path(asset, **_dimension_values(partitions_def, key, static_dimension))
+
+
+def asset_lake_path(assets_def: dg.AssetsDefinition, key: str | None = None) -> str:
+    """``lake_path`` for an asset definition (its key, partitions and dimension metadata)."""
+    metadata = assets_def.specs_by_key[assets_def.key].metadata
+    return lake_path(assets_def.key, assets_def.partitions_def, key, metadata.get(STATIC_DIMENSION))
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores polars frames in the lake, one file per partition.
+    """Stores polars frames in the lake, one file per partition (see the module docstring).
 
-    An asset may return a frame (one partition or unpartitioned), a ``{partition_key: frame}``
-    dict (a run over several partitions) or nothing when it wrote the lake itself. Loading one
-    partition returns its frame; a partition stored as a folder of files (``consolidated_bars``)
-    is read whole. Assets that need many partitions declare a dep and read the lake in chunks.
+    Writes an unpartitioned or single-partition frame; assets over ranges write their own
+    partitions and return nothing. Loading one partition returns its frame; a partition
+    stored as a folder of files (``consolidated_bars``) is read whole.
     """
 
     lake: LakeResource
 
     def _path(self, context: dg.InputContext | dg.OutputContext, key: str | None) -> str:
-        asset = context.asset_key.path[-1]
+        output = context if isinstance(context, dg.OutputContext) else context.upstream_output
+        metadata = (output.definition_metadata if output is not None else None) or {}
         defn = context.asset_partitions_def if context.has_asset_partitions else None
-        return partition_keys_to_path(asset, defn, key)
+        return lake_path(context.asset_key, defn, key, metadata.get(STATIC_DIMENSION))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        if isinstance(obj, dict):
-            for key, frame in obj.items():
-                self.lake.lake.write_parquet(self._path(context, key), frame)
-            return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}"
+            )
+        if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: a run over several partitions writes them itself "
+                "(finance_dag.platform.ranged.PartitionWriter) and returns nothing"
             )
         key = context.asset_partition_key if context.has_asset_partitions else None
         self.lake.lake.write_parquet(self._path(context, key), obj)
@@ -92,7 +128,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if len(keys) != 1:
             raise ValueError(
                 f"{context.asset_key.to_user_string()}: loads one partition at a time, asked for {len(keys)}; "
-                "declare a dep and read the lake (finance_dag.market_data.consolidate) for many"
+                "declare a dep and read the lake in chunks for many"
             )
         return self._require(self._path(context, keys[0]))
 

@@ -25,19 +25,6 @@ if TYPE_CHECKING:
 # The vendor SDKs (alpaca-py, yfinance, alpha_vantage, fredapi) cost about half a second to
 # import, so adapters are imported when a resource builds one, not when definitions load.
 
-# Dagster concurrency pools, one per vendor, for assets that call it.
-POOLS: dict[str, str] = {
-    "alpaca": "alpaca_api",
-    "alphavantage": "alphavantage_api",
-    "yahoo": "yahoo_api",
-    "fred": "fred_api",
-}
-
-
-def vendor_pool(vendor: str) -> str:
-    """The concurrency pool of a vendor; every simulated vendor shares ``simulated_market``."""
-    return POOLS.get(vendor, "simulated_market")
-
 
 class VendorResource(dg.ConfigurableResource):
     """Settings every vendor shares: where it lives and how hard to retry."""
@@ -91,7 +78,12 @@ class AlpacaResource(VendorResource):
     api_key: str = Field(default="", description='Give dg.EnvVar("ALPACA_API_KEY").')
     secret_key: str = Field(default="", description='Give dg.EnvVar("ALPACA_SECRET_KEY").')
     feed: str = Field(
-        default="iex", description="iex (free) or sip (paid; recent SIP refused on free plans)."
+        default="sip",
+        description=(
+            "sip (consolidated volume; the free plan serves SIP older than 15 minutes) or iex (about "
+            "2 % of volume). Written into each bar's source (alpaca:sip / alpaca:iex); do not mix "
+            "feeds within a day."
+        ),
     )
     requests_per_minute: int = Field(default=200, description="Historical-data calls per minute of the plan.")
 
@@ -121,6 +113,13 @@ class AlphaVantageResource(VendorResource):
     requests_per_minute: int = Field(default=75, description="75 on the cheapest premium plan; 5 free.")
     requests_per_day: int | None = Field(default=None, description="25 on the free plan; none on premium.")
     throttle_wait_s: float = Field(default=60.0, description="Wait after a throttle note before retrying.")
+    max_limit_wait_s: float = Field(
+        default=300.0,
+        description=(
+            "Longest wait for the client-side rate limit; a request that would wait longer (e.g. "
+            "for the daily quota to roll) fails at once and its symbol-days go to the fallbacks."
+        ),
+    )
 
     def _build(self) -> "AlphaVantageBars":
         from finance_dag.core.http import shared_limiter
@@ -136,7 +135,7 @@ class AlphaVantageResource(VendorResource):
             extended_hours=self.extended_hours,
             throttle_wait=self.throttle_wait_s,
             policy=self.policy(),
-            limiter=shared_limiter("alphavantage", limits),
+            limiter=shared_limiter("alphavantage", limits, self.max_limit_wait_s),
         )
 
     def bars(self) -> "AlphaVantageBars":

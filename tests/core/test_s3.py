@@ -4,8 +4,7 @@ import polars as pl
 import pytest
 
 from finance_dag.core.lake import Lake, StorageError, partition_path
-from finance_dag.platform.partitions import SYMBOLS, session_rectangle_tags
-from tests.support import THANKSGIVING_WEEK, make_defs, run_job
+from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
 
 
 def test_s3_round_trip_list_and_replace(s3_bucket):

@@ -9,8 +9,8 @@ import pytest
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.market_data.bars import MINUTE_BAR_SCHEMA
-from finance_dag.platform.partitions import SYMBOLS, range_tags, session_rectangle_tags
-from tests.support import THANKSGIVING_WEEK, make_defs, run_job
+from finance_dag.platform.partitions import range_tags
+from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
 
 FIRST, LAST = THANKSGIVING_WEEK
 MINUTE_BARS = dg.AssetKey("minute_bars")

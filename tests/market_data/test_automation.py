@@ -12,14 +12,13 @@ import polars as pl
 from finance_dag.core.calendar import NEW_YORK
 from finance_dag.core.lake import Lake
 from finance_dag.defs.market_data import automation
-from finance_dag.platform.partitions import SYMBOLS, session_rectangle_tags
 from finance_dag.platform.storage import LakeResource
-from tests.support import run_job
+from tests.support import PARTS, SETTINGS, SYMBOLS, run_job, session_rectangle_tags
 
 
 def evaluate_schedule(when: datetime):
     context = dg.build_schedule_context(scheduled_execution_time=when)
-    return automation.after_close_schedule.evaluate_tick(context)
+    return automation.build_after_close_schedule(PARTS).evaluate_tick(context)
 
 
 def test_schedule_requests_the_session_that_just_closed_for_every_symbol():
@@ -54,7 +53,7 @@ def test_refill_sensor_requests_low_partitions_at_most_twice(tmp_path):
     requested = []
     for _ in range(3):
         context = dg.build_sensor_context(cursor=cursor, resources={"lake": lake})
-        result = automation.low_coverage_refill(context)
+        result = automation.build_refill_sensor(SETTINGS)(context)
         requested.append([r.partition_key for r in result.run_requests or []])
         cursor = result.cursor or cursor
     assert requested[0] == ["2024-11-29|SPY", "2024-11-27|XLE"]  # worst first
@@ -64,6 +63,7 @@ def test_refill_sensor_requests_low_partitions_at_most_twice(tmp_path):
 
 def test_cli_partition_range_materialises_a_date_symbol_rectangle(tmp_path):
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "home"), FINANCE_DAG_STORAGE=str(tmp_path / "lake"))
+    assert not any(name.startswith("FINANCE_DAG_") and name != "FINANCE_DAG_STORAGE" for name in env)
     os.makedirs(env["DAGSTER_HOME"])
     last = SYMBOLS[1]
     command = [

@@ -13,16 +13,16 @@ from dagster import DagsterInstance
 from polars.testing import assert_frame_equal
 
 from finance_dag.core.lake import Lake, canonical_types, partition_path
-from finance_dag.defs.market_data.assets import minute_bars
 from finance_dag.market_data.bars import compact_for_storage, validate_bars
-from finance_dag.platform.bar_vendors import BarVendorsResource
-from finance_dag.platform.market import SimulatedMarketResource, shared_market
+from finance_dag.platform.registry import BarVendorsResource, SimulatedMarketResource
 from finance_dag.platform.storage import LakeResource
 from finance_dag.platform.vendors import AlpacaResource, AlphaVantageResource, YahooResource
+from finance_dag.sim.vendors import shared_market
 from finance_dag.testing import truth_frame
 from finance_dag.testing.alpaca import FakeAlpaca
 from finance_dag.testing.alpha_vantage import FakeAlphaVantage
 from finance_dag.testing.yahoo import FakeYahoo, isolate_yfinance_cache
+from tests.support import market_data_asset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 DAY, SYMBOL = date(2024, 11, 29), "SPY"
@@ -77,7 +77,7 @@ def bar_vendors(fakes) -> BarVendorsResource:
 
 def materialize(fakes, tmp_path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [minute_bars],
+        [market_data_asset("minute_bars")],
         resources={"lake": LakeResource(root=str(tmp_path)), "bar_vendors": bar_vendors(fakes)},
         partition_key=f"{DAY.isoformat()}|{SYMBOL}",
         instance=DagsterInstance.ephemeral(),
@@ -87,7 +87,7 @@ def materialize(fakes, tmp_path) -> dg.ExecuteInProcessResult:
 
 def served(source: str) -> pl.DataFrame:
     """What the fakes serve for SPY on the day, as the lake stores it."""
-    truth = truth_frame(shared_market(7), [SYMBOL], [DAY], source, with_vwap=source == "alpaca")
+    truth = truth_frame(shared_market(7), [SYMBOL], [DAY], source, with_vwap=source.startswith("alpaca"))
     valid, invalid = validate_bars(truth)
     assert invalid.is_empty()
     return canonical_types(compact_for_storage(valid.drop("date")))
@@ -96,7 +96,7 @@ def served(source: str) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("dead", "faults", "source"),
     [
-        ((), {"alpaca": ["429", "503", "truncated", "empty_page"]}, "alpaca"),
+        ((), {"alpaca": ["429", "503", "truncated", "empty_page"]}, "alpaca:sip"),  # feed in source
         (("alpaca",), {"alphavantage": ["note", "500", "malformed"]}, "alphavantage"),
         (("alpaca", "alphavantage"), {"yahoo": ["429", "slow", "truncated"]}, "yahoo"),
     ],

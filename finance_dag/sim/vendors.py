@@ -1,4 +1,4 @@
-"""The simulated market as a resource, and its simulated bar vendors.
+"""The simulated bar vendors, and one shared simulated market per seed and process.
 
 Each simulated vendor (``sim_alpaca``, ``sim_alphavantage``, ``sim_yahoo``) is a ``BarSource``
 with its own outages and bad ticks, so gap filling has real work with no keys and no network.
@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 
-import dagster as dg
 import polars as pl
 
 from finance_dag.market_data.bars import FetchResult, ny_date
@@ -50,16 +49,6 @@ class SimulatedVendor:
                 bars.with_columns(date=ny_date()).join(failed, on=["symbol", "date"], how="anti").drop("date")
             )
         return FetchResult(bars=bars, failures=failures)
-
-
-class SimulatedMarketResource(dg.ConfigurableResource):
-    """The deterministic simulated market (seeded): prices, minute bars, factor structure."""
-
-    seed: int = 7
-
-    @property
-    def market(self) -> SimulatedMarket:
-        return shared_market(self.seed)
 
 
 def parse_failures(specs: Sequence[str]) -> dict[str, frozenset[tuple[str, date]]]:
