@@ -3,8 +3,10 @@
 Every adapter sends each HTTP request through ``VendorClient.call``, which waits for a token
 from the vendor's ``RateLimiter`` and retries transient failures (429, 5xx, timeouts, broken
 connections, malformed JSON, throttle notes) with exponential backoff and jitter, honouring a
-``Retry-After`` header. Errors end as ``RequestFailed`` whose text names the vendor, what was
-asked, the attempts and the last HTTP status, with API keys redacted. No Dagster here.
+``Retry-After`` header (or, without one, an ``X-RateLimit-Reset`` epoch). Errors end as
+``RequestFailed`` whose text names the vendor, what was asked, the attempts and the last HTTP
+status, with API keys redacted. A limiter may refuse a wait longer than its ``max_wait``
+(``RateLimitExceeded``) rather than stall a run. No Dagster here.
 """
 
 from __future__ import annotations
@@ -69,43 +71,65 @@ class RateLimiter:
     window of ``period`` seconds ever holds more than ``calls`` requests, which is what the
     vendors enforce (e.g. Alpaca 200/min; Alpha Vantage free 5/min and 25/day). Thread-safe;
     the clock and sleep are injectable so tests run on a fake clock.
+
+    With ``max_wait`` (seconds), ``acquire`` raises ``RateLimitExceeded`` naming ``vendor``,
+    the binding limit and the wait instead of sleeping longer than that (a per-day quota must
+    fail a run at once, not stall it for hours).
     """
 
     def __init__(
-        self, limits: Sequence[tuple[int, float]], clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+        self,
+        limits: Sequence[tuple[int, float]],
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        *,
+        max_wait: float | None = None,
+        vendor: str = "vendor",
     ) -> None:
         if any(calls < 1 or period <= 0 for calls, period in limits):
             raise ValueError(f"rate limits must be positive (calls, seconds) pairs, got {list(limits)}")
+        if max_wait is not None and max_wait < 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")
         self.limits = tuple(limits)
+        self.max_wait = max_wait
+        self.vendor = vendor
         self._spent = [deque[float]() for _ in self.limits]
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Block until every limit has a token, take them, and return the seconds waited."""
+        """Block until every limit has a token, take them, and return the seconds waited.
+
+        Raises ``RateLimitExceeded`` (nothing taken) when the wait would exceed ``max_wait``.
+        """
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
-                wait = 0.0
-                for (calls, period), spent in zip(self.limits, self._spent, strict=True):
+                wait, binding = 0.0, self.limits[0]
+                for limit, spent in zip(self.limits, self._spent, strict=True):
+                    calls, period = limit
                     while spent and spent[0] <= now - period:
                         spent.popleft()
-                    if len(spent) >= calls:
-                        wait = max(wait, spent[0] + period - now)
+                    if len(spent) >= calls and spent[0] + period - now > wait:
+                        wait, binding = spent[0] + period - now, limit
                 if wait <= 0:
                     for spent in self._spent:
                         spent.append(now)
                     return waited
+                if self.max_wait is not None and waited + wait > self.max_wait:
+                    raise RateLimitExceeded(self.vendor, binding, waited + wait, self.max_wait)
             self._sleep(wait)
             waited += wait
 
 
 @cache
-def shared_limiter(vendor: str, limits: tuple[tuple[int, float], ...]) -> RateLimiter:
+def shared_limiter(
+    vendor: str, limits: tuple[tuple[int, float], ...], max_wait: float | None = None
+) -> RateLimiter:
     """One limiter per vendor and plan in this process, shared by every adapter instance."""
-    return RateLimiter(limits)
+    return RateLimiter(limits, max_wait=max_wait, vendor=vendor)
 
 
 # ---- failures -----------------------------------------------------------------------------
@@ -131,9 +155,29 @@ class PermanentError(Exception):
 class RequestFailed(VendorError):
     """A request failed for good; ``str()`` names vendor, request, attempts and status (redacted)."""
 
-    def __init__(self, message: str, status: int | None) -> None:
+    def __init__(
+        self, message: str, status: int | None, cause: TransientError | PermanentError | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.cause = cause  # the last classified error, for callers that act on its kind
+
+
+class RateLimitExceeded(RequestFailed):
+    """The client-side rate limit would make a request wait longer than allowed: fail now."""
+
+    def __init__(
+        self, vendor: str, limit: tuple[int, float], wait: float, max_wait: float, what: str | None = None
+    ) -> None:
+        calls, period = limit
+        request = f"{what} not sent" if what else "request not sent"
+        super().__init__(
+            f"{vendor}: {request} (no HTTP status): rate limit of {calls} requests per {period:g} s "
+            f"reached; it would have to wait {wait:.0f} s ({wait / 3600:.1f} h), longer than the "
+            f"{max_wait:g} s allowed",
+            None,
+        )
+        self.vendor, self.limit, self.wait, self.max_wait = vendor, limit, wait, max_wait
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -150,19 +194,40 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         return None
 
 
-def status_error(status: int, body: str, headers: Any = None) -> TransientError | PermanentError:
-    """The error for an HTTP status ``status`` with response ``body`` (first 300 characters kept)."""
+def rate_limit_reset_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until an ``X-RateLimit-Reset`` header's moment (unix epoch seconds, as Alpaca sends)."""
+    if not value:
+        return None
+    try:
+        reset = float(value)
+    except ValueError:
+        return None
+    return max(0.0, reset - (time.time() if now is None else now))
+
+
+def status_error(
+    status: int, body: str, headers: Any = None, now: float | None = None
+) -> TransientError | PermanentError:
+    """The error for an HTTP status ``status`` with response ``body`` (first 300 characters kept).
+
+    A retryable status waits what ``Retry-After`` asks or, without it, until ``X-RateLimit-Reset``
+    (epoch seconds; ``now`` is the wall clock, ``time.time()`` by default).
+    """
     detail = " ".join(body.split())[:300] or "(empty body)"
     if status in RETRYABLE_STATUS:
-        retry_after = retry_after_seconds(headers.get("Retry-After")) if headers is not None else None
+        retry_after = None
+        if headers is not None:
+            retry_after = retry_after_seconds(headers.get("Retry-After"), now)
+            if retry_after is None:
+                retry_after = rate_limit_reset_seconds(headers.get("X-RateLimit-Reset"), now)
         return TransientError(detail, status, retry_after)
     return PermanentError(detail, status)
 
 
-def check_response(response: Any) -> None:
+def check_response(response: Any, now: float | None = None) -> None:
     """Raise ``TransientError``/``PermanentError`` unless ``response`` has a 2xx status."""
     if not 200 <= response.status_code < 300:
-        raise status_error(response.status_code, response.text, response.headers)
+        raise status_error(response.status_code, response.text, response.headers, now)
 
 
 def parse_json(text: str) -> Any:
@@ -247,6 +312,8 @@ class VendorClient:
         )
         try:
             return retrying(attempt)
+        except RateLimitExceeded as exc:
+            raise RateLimitExceeded(exc.vendor, exc.limit, exc.wait, exc.max_wait, what) from None
         except (TransientError, PermanentError) as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             status = f"HTTP {exc.status}" if exc.status else "no HTTP response"
@@ -254,7 +321,7 @@ class VendorClient:
             message = (
                 f"{self.vendor}: {what} failed after {tries} attempt(s) ({status}{waited}): {exc.detail}"
             )
-            raise RequestFailed(redact(message, self.secrets), exc.status) from None
+            raise RequestFailed(redact(message, self.secrets), exc.status, exc) from None
 
 
 def describe_request(symbols: Sequence[str], start: date, end: date) -> str:

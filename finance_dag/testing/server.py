@@ -4,6 +4,8 @@ A fake subclasses ``FakeServer`` and implements ``serve(request)``. Faults are q
 ``inject(kind, times=..., match=...)`` and applied before ``serve``:
 
 - ``"429"``: Too Many Requests with a ``Retry-After`` header
+- ``"429_reset"``: Too Many Requests without ``Retry-After``, with ``X-RateLimit-Reset`` (unix
+  epoch seconds, ``reset_at``), ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining: 0`` (Alpaca)
 - ``"500"`` / ``"503"``: server errors
 - ``"slow"``: the normal answer after ``slow_seconds`` (past the client's timeout)
 - ``"truncated"``: the normal answer cut in half
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-GENERIC_FAULTS = {"429", "500", "503", "slow", "truncated", "malformed", "echo"}
+GENERIC_FAULTS = {"429", "429_reset", "500", "503", "slow", "truncated", "malformed", "echo"}
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Fault:
     times: int | None = 1  # None: forever
     match: Callable[[Request], bool] | None = None
     retry_after: str = "0"
+    reset_at: str = "0"  # X-RateLimit-Reset of a "429_reset"
 
     def applies(self, request: Request) -> bool:
         return self.times != 0 and (self.match is None or self.match(request))
@@ -91,9 +94,10 @@ class FakeServer:
         times: int | None = 1,
         match: Callable[[Request], bool] | None = None,
         retry_after: str = "0",
+        reset_at: str = "0",
     ) -> None:
         with self._lock:
-            self.faults.append(Fault(kind, times, match, retry_after))
+            self.faults.append(Fault(kind, times, match, retry_after, reset_at))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -131,6 +135,13 @@ class FakeServer:
             return Reply(
                 429, self.error_body(429, "too many requests"), headers={"Retry-After": taken.retry_after}
             )
+        if taken and fault == "429_reset":
+            headers = {
+                "X-RateLimit-Limit": "200",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": taken.reset_at,
+            }
+            return Reply(429, self.error_body(429, "too many requests"), headers=headers)
         if fault in ("500", "503"):
             return Reply(int(fault), self.error_body(int(fault), "injected server error"))
         if fault == "echo":

@@ -8,6 +8,7 @@ import requests
 from finance_dag.core.http import (
     PermanentError,
     RateLimiter,
+    RateLimitExceeded,
     RequestFailed,
     RetryPolicy,
     TransientError,
@@ -16,6 +17,7 @@ from finance_dag.core.http import (
     redact,
     reroute,
     retry_after_seconds,
+    status_error,
 )
 
 
@@ -174,3 +176,43 @@ def test_reroute_keeps_path_and_query() -> None:
         == "http://127.0.0.1:9/v8/finance/chart/SPY?interval=1m"
     )
     assert reroute("https://x.org/a", None) == "https://x.org/a"
+
+
+def test_429_without_retry_after_waits_until_x_ratelimit_reset() -> None:
+    now = 1_732_900_000.0
+    only_reset = status_error(429, "too many", {"X-RateLimit-Reset": str(int(now) + 42)}, now=now)
+    assert isinstance(only_reset, TransientError) and only_reset.retry_after == 42.0
+    both = status_error(429, "", {"Retry-After": "3", "X-RateLimit-Reset": str(int(now) + 42)}, now=now)
+    assert both.retry_after == 3.0  # Retry-After wins when given
+    assert status_error(429, "", {"X-RateLimit-Reset": str(int(now) - 5)}, now=now).retry_after == 0.0
+    assert status_error(429, "", {"X-RateLimit-Reset": "soon"}, now=now).retry_after is None
+    assert status_error(429, "", {}, now=now).retry_after is None
+    http, sleeps = client()
+    error = status_error(429, "", {"X-RateLimit-Reset": str(int(now) + 12)}, now=now)
+    assert http.call("GET /x", flaky([error])) == "ok" and sleeps == [12.0]
+
+
+def test_rate_limiter_max_wait_fails_at_once_naming_vendor_limit_and_wait() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        [(5, 60.0), (25, 86_400.0)], clock=clock, sleep=clock.sleep, max_wait=300.0, vendor="alphavantage"
+    )
+    for _ in range(25):
+        limiter.acquire()  # the per-minute waits (<= 60 s) are fine
+    assert max(clock.sleeps) <= 60.0
+    spent_at = clock.now
+    with pytest.raises(RateLimitExceeded) as refused:
+        limiter.acquire()
+    assert clock.now == spent_at  # refused without sleeping
+    wait = 1000.0 + 86_400.0 - clock.now  # the day's first token comes back a day after it was spent
+    assert refused.value.wait == pytest.approx(wait) and refused.value.limit == (25, 86_400.0)
+    assert str(refused.value) == (
+        f"alphavantage: request not sent (no HTTP status): rate limit of 25 requests per 86400 s "
+        f"reached; it would have to wait {wait:.0f} s ({wait / 3600:.1f} h), longer than the 300 s allowed"
+    )
+    http = VendorClient("alphavantage", limiter, RetryPolicy(sleep=clock.sleep))
+    with pytest.raises(RateLimitExceeded, match=r"^alphavantage: GET /query SPY 2024-11 not sent"):
+        http.call("GET /query SPY 2024-11", lambda: "never")
+    assert http.attempts == 0
+    clock.now += 86_400.0
+    assert limiter.acquire() == 0.0  # a new day: tokens again
