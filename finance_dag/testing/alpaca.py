@@ -2,8 +2,11 @@
 
 Serves the full truth of ``SimulatedMarket.true_minute_bars`` (regular and extended hours,
 every traded minute) whatever the feed, ordered by symbol then time, ``limit`` bars a page
-(at most 10,000) with an opaque ``next_page_token``. Checks the key headers when configured.
-Vendor fault ``"empty_page"``: a page with no bars and a token to continue from the same spot.
+(at most 10,000) with an opaque ``next_page_token``. Like the real API, a price that is a whole
+number goes on the wire as a JSON integer (``"o": 174``). Checks the key headers when
+configured. Vendor fault ``"empty_page"``: a page with no bars and a token to continue from the
+same spot; generic ``"429_reset"`` is Alpaca's 429 with ``X-RateLimit-Reset`` and no
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -55,13 +58,13 @@ class FakeAlpaca(FakeServer):
             bars.setdefault(rows["symbol"][i], []).append(
                 {
                     "t": rows["t"][i],
-                    "o": float(rows["open"][i]),
-                    "h": float(rows["high"][i]),
-                    "l": float(rows["low"][i]),
-                    "c": float(rows["close"][i]),
+                    "o": _number(rows["open"][i]),
+                    "h": _number(rows["high"][i]),
+                    "l": _number(rows["low"][i]),
+                    "c": _number(rows["close"][i]),
                     "v": int(rows["volume"][i]),
                     "n": int(rows["trade_count"][i]),
-                    "vw": float(rows["vwap"][i]),
+                    "vw": _number(rows["vwap"][i]),
                 }
             )
         token = _encode(stop) if stop < len(rows["symbol"]) else None
@@ -83,6 +86,12 @@ class FakeAlpaca(FakeServer):
 
 
 _FIELDS = ("open", "high", "low", "close", "volume", "trade_count", "vwap")
+
+
+def _number(value: float) -> int | float:
+    """A price as Alpaca's JSON carries it: a whole number as an integer (``174``, not ``174.0``)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def _utc(text: str) -> np.datetime64:

@@ -1,9 +1,11 @@
 """Alpaca adapter against the loopback fake: batching, faults, failures, time zones, secrets."""
 
+import json
 import math
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -44,7 +46,7 @@ def test_faults_give_exactly_the_fault_free_bars(market, fake) -> None:
     days = calendar.sessions(START, END)
     clean = adapter(fake, page_limit=2_000).fetch_minute_bars(SYMBOLS, START, END)
     pages = fake.total(BARS_PATH)
-    expected = truth_frame(market, sorted(SYMBOLS), days, "alpaca")
+    expected = truth_frame(market, sorted(SYMBOLS), days, "alpaca:sip")
     assert clean.failures == {}
     assert clean.bars.equals(expected)
     assert pages == math.ceil(expected.height / 2_000)
@@ -70,7 +72,7 @@ def test_backfill_is_one_batched_request_sequence(market, fake) -> None:
     assert (first["limit"], first["adjustment"], first["feed"], first["timeframe"]) == (
         "10000",
         "raw",
-        "iex",
+        "sip",  # consolidated volume by default
         "1Min",
     )
     # 04:00 New York on the first day (EDT) to 17:00 New York after the early close on the last
@@ -102,12 +104,12 @@ def test_failure_midway_keeps_pages_before_it(market, fake) -> None:
     # AAPL comes first; 3,000 bars cover six full AAPL days and part of the seventh
     assert served == {("AAPL", d) for d in days[:6]}
     assert set(result.failures) == {(s, d) for s in SYMBOLS for d in days} - served
-    assert result.bars.equals(truth_frame(market, ["AAPL"], days[:6], "alpaca"))
+    assert result.bars.equals(truth_frame(market, ["AAPL"], days[:6], "alpaca:sip"))
 
 
 def test_utc_at_dst_and_early_close_boundaries(fake) -> None:
-    result = adapter(fake, feed="sip").fetch_minute_bars(["SPY"], date(2024, 3, 8), date(2024, 3, 11))
-    assert fake.log[0].query["feed"] == "sip"
+    result = adapter(fake, feed="iex").fetch_minute_bars(["SPY"], date(2024, 3, 8), date(2024, 3, 11))
+    assert fake.log[0].query["feed"] == "iex"
     late = adapter(fake).fetch_minute_bars(["SPY"], date(2024, 11, 29), date(2024, 11, 29))
     valid, invalid = validate_bars(pl.concat([result.bars, late.bars]))
     assert invalid.is_empty()
@@ -145,3 +147,59 @@ def test_missing_credentials_name_the_variable() -> None:
     with pytest.raises(ValueError, match="ALPACA_SECRET_KEY") as raised:
         resource.setup_for_execution(dg.build_init_resource_context())
     assert "AK" not in str(raised.value).replace("ALPACA", "")
+
+
+class FlatStartMarket:
+    """The simulated market, except that ``symbol`` trades at a whole-number ``flat`` price for the
+    first ``minutes`` bars of each day, then at ``then``."""
+
+    def __init__(self, market, symbol: str, minutes: int, flat: float, then: float) -> None:
+        self.market, self.symbol, self.minutes, self.flat, self.then = market, symbol, minutes, flat, then
+
+    def true_minute_bars(self, symbol: str, day: date) -> dict[str, np.ndarray]:
+        truth = self.market.true_minute_bars(symbol, day)
+        if symbol != self.symbol:
+            return truth
+        truth = {k: v.copy() for k, v in truth.items()}
+        prices = np.where(np.arange(truth["ts"].size) < self.minutes, self.flat, self.then)
+        for name in ("open", "high", "low", "close", "vwap"):
+            truth[name] = prices.astype(float)
+        return truth
+
+    def __getattr__(self, name: str):
+        return getattr(self.market, name)
+
+
+def test_whole_number_prices_sent_as_json_integers_are_not_truncated(market) -> None:
+    flat = FlatStartMarket(market, "SPY", minutes=150, flat=174.0, then=174.37)
+    with FakeAlpaca(flat, KEY, SECRET) as server:
+        result = adapter(server).fetch_minute_bars(["SPY", "AAPL"], START, START)
+        page = server.serve(server.log[0], None)
+    first = json.loads(page.body)["bars"]["SPY"][0]
+    assert first["o"] == 174 and isinstance(first["o"], int)  # on the wire like Alpaca: "o": 174
+    assert result.failures == {}
+    assert result.bars.equals(truth_frame(flat, ["AAPL", "SPY"], [START], "alpaca:sip"))
+    spy = result.bars.filter(symbol="SPY")
+    assert spy["close"].to_list()[149:151] == [174.0, 174.37]
+    assert spy.schema["close"] == pl.Float64 and spy.schema["volume"] == pl.Int64
+
+
+def test_feed_is_part_of_every_bars_source(market, fake) -> None:
+    sip = adapter(fake).fetch_minute_bars(["SPY"], START, START)
+    iex = adapter(fake, feed="iex").fetch_minute_bars(["SPY"], START, START)
+    assert [r.query["feed"] for r in fake.log] == ["sip", "iex"]
+    assert sip.bars["source"].unique().to_list() == ["alpaca:sip"]
+    assert iex.bars["source"].unique().to_list() == ["alpaca:iex"]
+    assert AlpacaBars(KEY, SECRET).feed.value == "sip"
+    assert AlpacaResource.model_fields["feed"].default == "sip"
+
+
+def test_429_without_retry_after_waits_until_x_ratelimit_reset(market, fake) -> None:
+    now = 1_732_900_000.0  # the adapter's wall clock, frozen
+    fake.inject("429_reset", reset_at=str(int(now) + 17))
+    sleeps: list[float] = []
+    result = adapter(fake, sleeps, wall_clock=lambda: now).fetch_minute_bars(["SPY"], START, START)
+    assert result.failures == {}
+    assert result.bars.equals(truth_frame(market, ["SPY"], [START], "alpaca:sip"))
+    assert fake.faults_served["429_reset"] == 1 and fake.total(BARS_PATH) == 2
+    assert sleeps == [17.0]  # reset - now, not the short exponential backoff

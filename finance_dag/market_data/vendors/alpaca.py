@@ -5,7 +5,15 @@ date range (04:00 New York of the first session to the end of the last session's
 ``limit`` 10,000 bars a page across symbols and days, following ``next_page_token``. Bars are
 raw (``adjustment=raw``), UTC, labelled by minute start, pre/post-market included (validation
 downstream flags the regular session). Each page is retried on its own, so a fault costs one
-extra request, not the whole sequence.
+extra request, not the whole sequence; a 429 waits for ``Retry-After`` or, without it, until
+``X-RateLimit-Reset`` (epoch seconds).
+
+The feed defaults to ``sip`` (consolidated volume; the free plan serves SIP history older than
+15 minutes). IEX carries about 2 % of the volume, so the feed is part of every bar's ``source``
+(``alpaca:sip`` / ``alpaca:iex``): a day gap-filled across feeds is visible, never silent.
+
+Alpaca sends whole-number prices as JSON integers (``"o": 174``), so page frames are built
+with an explicit schema, never by inference (which would truncate the page's later prices).
 
 Alpaca orders a multi-symbol answer by symbol, then time. When a page fails for good, the
 symbol-days from the last bar received onwards are reported as failures (with their partial
@@ -14,7 +22,8 @@ bars dropped) and everything before stays served.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -45,8 +54,12 @@ from finance_dag.market_data.vendors.common import fetch_result, ny_date, symbol
 NAME = "alpaca"
 PAGE_LIMIT = 10_000  # Alpaca's maximum bars per page
 FREE_PLAN_LIMITS = ((200, 60.0),)  # historical data calls per minute
+DEFAULT_FEED = "sip"
 _COLUMNS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume",
             "vw": "vwap", "n": "trade_count"}  # fmt: skip
+# Wire types of a bar: never inferred (whole-number prices arrive as JSON integers).
+_WIRE_SCHEMA = pl.Schema({"t": pl.String, "o": pl.Float64, "h": pl.Float64, "l": pl.Float64,
+                          "c": pl.Float64, "v": pl.Int64, "vw": pl.Float64, "n": pl.Int64})  # fmt: skip
 
 
 class AlpacaBars:
@@ -59,13 +72,16 @@ class AlpacaBars:
         api_key: str,
         secret_key: str,
         *,
-        feed: str = "iex",
+        feed: str = DEFAULT_FEED,
         base_url: str | None = None,
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         page_limit: int = PAGE_LIMIT,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.feed = DataFeed(feed)
+        self.source = f"{NAME}:{self.feed.value}"  # the ``source`` of every bar: vendor and feed
+        self.wall_clock = wall_clock  # for X-RateLimit-Reset, an epoch
         self.page_limit = page_limit
         policy = policy or RetryPolicy()
         self.client = StockHistoricalDataClient(api_key, secret_key, url_override=base_url)
@@ -81,7 +97,7 @@ class AlpacaBars:
         days = calendar.sessions(start, end)
         ordered = sorted(set(symbols))
         if not days or not ordered:
-            return fetch_result([], NAME, ordered, days, {})
+            return fetch_result([], self.source, ordered, days, {})
         request = StockBarsRequest(
             symbol_or_symbols=ordered,
             timeframe=TimeFrame.Minute,
@@ -115,7 +131,7 @@ class AlpacaBars:
                 failures = failures_for(_unserved(ordered, days, pages), error)
                 break
             seen.add(token)
-        return fetch_result(pages, NAME, ordered, days, failures)
+        return fetch_result(pages, self.source, ordered, days, failures)
 
     def _page(self, query: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -126,6 +142,7 @@ class AlpacaBars:
                 error.status_code or 0,
                 str(error),
                 response.headers if response is not None else None,
+                now=self.wall_clock(),
             ) from None
         if not isinstance(body, dict) or "bars" not in body:
             raise TransientError("malformed page: no 'bars' object", 200)
@@ -135,13 +152,13 @@ class AlpacaBars:
 def _frame(bars: dict[str, list[dict[str, Any]]]) -> pl.DataFrame:
     """One page's ``{symbol: [{t, o, h, l, c, v, n, vw}]}`` as a frame with a UTC ``ts``."""
     parts = [
-        pl.DataFrame(rows).with_columns(symbol=pl.lit(symbol, pl.String))
+        pl.DataFrame(rows, schema=_WIRE_SCHEMA).with_columns(symbol=pl.lit(symbol, pl.String))
         for symbol, rows in bars.items()
         if rows
     ]
     if not parts:
         return pl.DataFrame()
-    frame = pl.concat(parts, how="diagonal_relaxed").rename(_COLUMNS, strict=False)
+    frame = pl.concat(parts).rename(_COLUMNS)
     return frame.with_columns(pl.col("ts").str.to_datetime(time_unit="us", time_zone="UTC"))
 
 
