@@ -4,8 +4,14 @@ Serves the full truth of ``SimulatedMarket.true_minute_bars`` for every session 
 (regular session only when ``extended_hours=false``), newest first, as naive US/Eastern
 timestamps labelled by minute start (``label_end=True`` labels by minute end instead) with
 prices as 4-decimal strings, like the real API. Only raw prices (``adjusted=false``) are
-served. A wrong ``apikey`` gets AV's HTTP 200 ``Error Message``. Vendor faults: ``"note"``
-and ``"information"`` answer HTTP 200 with a throttle message instead of data.
+served. A wrong ``apikey`` gets AV's HTTP 200 ``Error Message``. Vendor faults answer HTTP 200
+with one of AV's information bodies instead of data (texts as the real API words them):
+
+- ``"note"``: the per-minute throttle (``Note``), transient
+- ``"burst"``: "spreading out ... (1 request per second)" (``Information``), transient
+- ``"daily_quota"``: "... standard API rate limit is 25 requests per day ..." (``Information``,
+  naming the key like the real one), for good until the day rolls
+- ``"premium"``: "This is a premium endpoint ..." (``Information``), for good
 """
 
 from __future__ import annotations
@@ -21,10 +27,26 @@ from finance_dag.sim import SimulatedMarket
 from finance_dag.testing.server import FakeServer, Reply, Request
 
 NOTE = (
-    "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute "
-    "and 25 calls per day."
+    "Thank you for using Alpha Vantage! Our standard API rate limit is 5 requests per minute. "
+    "Please visit https://www.alphavantage.co/premium/ if you would like to target a higher API "
+    "call frequency."
 )
-INFORMATION = "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day."
+BURST = (
+    "Thank you for using Alpha Vantage! Please consider spreading out your free API requests more "
+    "sparingly (1 request per second). You may subscribe to any of the premium plans at "
+    "https://www.alphavantage.co/premium/ to lift the free key rate limit (25 requests per day) and "
+    "instantly unlock all premium endpoints"
+)
+DAILY_QUOTA = (
+    "We have detected your API key as {key} and our standard API rate limit is 25 requests per "
+    "day. Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to "
+    "instantly remove all daily rate limits."
+)
+PREMIUM = (
+    "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of "
+    "the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium "
+    "endpoints"
+)
 
 
 class FakeAlphaVantage(FakeServer):
@@ -43,8 +65,12 @@ class FakeAlphaVantage(FakeServer):
             return Reply(404, self.error_body(404, "not found"))
         if fault == "note":
             return _json({"Note": NOTE})
-        if fault == "information":
-            return _json({"Information": INFORMATION})
+        if fault == "burst":
+            return _json({"Information": BURST})
+        if fault == "daily_quota":
+            return _json({"Information": DAILY_QUOTA.format(key=q.get("apikey", ""))})
+        if fault == "premium":
+            return _json({"Information": PREMIUM})
         if self.api_key and q.get("apikey") != self.api_key:
             return _json({"Error Message": "the parameter apikey is invalid or missing."})
         if (q.get("function"), q.get("interval"), q.get("adjusted")) != (

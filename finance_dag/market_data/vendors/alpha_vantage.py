@@ -2,9 +2,14 @@
 
 One ``TIME_SERIES_INTRADAY`` request per symbol-month (``interval=1min``, ``month=YYYY-MM``,
 ``outputsize=full``, ``adjusted=false``, ``extended_hours`` default true), cached in the
-adapter for the month's other days. Throttling arrives as a JSON body with a ``Note`` or
-``Information`` key and HTTP 200; it is retried after ``throttle_wait`` seconds, never read as
-data. An ``Error Message`` body is permanent.
+adapter for the month's other days. Throttling, the daily quota and premium-only endpoints all
+arrive as HTTP 200 with a ``Note`` or ``Information`` body, never read as data. Only the
+per-minute/per-second burst message is retried (after ``throttle_wait`` seconds); the daily
+quota ("... 25 requests per day ..."), a premium-only endpoint and any other information body
+are permanent for the day: the request fails at once naming the reason, and the adapter sends
+no further request in this fetch (the remaining symbol-days fail with the same reason, so the
+fallbacks serve them; the next fetch asks again). An ``Error Message`` body is permanent. A client-side limiter whose wait
+would exceed its ``max_wait`` (a per-day limit) fails the request at once the same way.
 
 Timestamps are naive US/Eastern (the zone named in ``Meta Data``). Alpha Vantage labels an
 intraday bar by the START of its interval: an extended-hours 1-minute series runs from
@@ -19,6 +24,7 @@ which the SDK only has as a process-wide class attribute.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -30,6 +36,7 @@ from finance_dag.core import calendar
 from finance_dag.core.http import (
     PermanentError,
     RateLimiter,
+    RateLimitExceeded,
     RequestFailed,
     RetryPolicy,
     RoutedSession,
@@ -50,6 +57,30 @@ FREE_PLAN = ((5, 60.0), (25, 86_400.0))
 _FIELDS = {"1. open": "open", "2. high": "high", "3. low": "low", "4. close": "close", "5. volume": "volume"}
 
 
+# The per-minute/per-second burst is the only information body worth waiting out. Checked first:
+# the real burst text also mentions the daily limit ("... (25 requests per day) ...") and
+# "premium endpoints".
+_BURST = re.compile(r"(?i)per\s+(second|minute)|spreading out")
+_DAILY = re.compile(r"(?i)per\s+day|daily")
+_PREMIUM = re.compile(r"(?i)premium\s+(endpoint|feature)")
+
+
+class QuotaExhausted(PermanentError):
+    """An information body that no retry today can fix: daily quota, premium-only endpoint."""
+
+
+def information_error(text: str, throttle_wait: float) -> TransientError | PermanentError:
+    """The error for an HTTP 200 ``Note``/``Information`` body: transient only for the burst."""
+    text = " ".join(text.split())
+    if _BURST.search(text):
+        return TransientError(f"throttled (per-minute burst): {text}", 200, throttle_wait)
+    if _DAILY.search(text):
+        return QuotaExhausted(f"daily request quota exhausted, not retried today: {text}", 200)
+    if _PREMIUM.search(text):
+        return QuotaExhausted(f"premium-only endpoint for this key, not retried: {text}", 200)
+    return QuotaExhausted(f"API information instead of data, not retried: {text}", 200)
+
+
 class _TimeSeries(TimeSeries):
     """The SDK's TimeSeries with our transport: timeout, status check, throttle detection."""
 
@@ -66,7 +97,7 @@ class _TimeSeries(TimeSeries):
             raise TransientError("empty JSON body", 200)
         for key in ("Note", "Information"):
             if key in body:
-                raise TransientError(f"throttled: {body[key]}", 200, self._throttle_wait)
+                raise information_error(str(body[key]), self._throttle_wait)
         if "Error Message" in body:
             raise PermanentError(f"API error: {body['Error Message']}", 200)
         if not any(k.startswith("Time Series") for k in body) or "Meta Data" not in body:
@@ -97,6 +128,7 @@ class AlphaVantageBars:
         self.series = _TimeSeries(api_key, RoutedSession(base_url, policy.timeout), throttle_wait)
         self.http = VendorClient(NAME, limiter or shared_limiter(NAME, limits), policy, (api_key,))
         self._months: dict[tuple[str, str], pl.DataFrame] = {}
+        self._exhausted: RequestFailed | None = None  # a quota/premium refusal ends this fetch
 
     def fetch_minute_bars(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
         days = calendar.sessions(start, end)
@@ -105,6 +137,7 @@ class AlphaVantageBars:
             by_month.setdefault(f"{day:%Y-%m}", []).append(day)
         frames: list[pl.DataFrame] = []
         failures: dict[SymbolDay, str] = {}
+        self._exhausted = None
         for symbol in dict.fromkeys(symbols):
             for month, month_days in by_month.items():
                 try:
@@ -118,17 +151,31 @@ class AlphaVantageBars:
             what = (
                 f"TIME_SERIES_INTRADAY 1min month={month} for {describe_request([symbol], days[0], days[-1])}"
             )
-            data, meta = self.http.call(
-                what,
-                lambda: self.series.get_intraday(
-                    symbol,
-                    interval="1min",
-                    outputsize="full",
-                    month=month,
-                    extended_hours="true" if self.extended_hours else "false",
-                    adjusted="false",
-                ),
-            )
+            if self._exhausted is not None:
+                raise RequestFailed(
+                    f"{NAME}: {what} not sent (no HTTP status): an earlier request of this fetch ended "
+                    f"with: {self._exhausted}",
+                    None,
+                )
+            try:
+                data, meta = self.http.call(
+                    what,
+                    lambda: self.series.get_intraday(
+                        symbol,
+                        interval="1min",
+                        outputsize="full",
+                        month=month,
+                        extended_hours="true" if self.extended_hours else "false",
+                        adjusted="false",
+                    ),
+                )
+            except RateLimitExceeded as error:
+                self._exhausted = error
+                raise
+            except RequestFailed as error:
+                if isinstance(error.cause, QuotaExhausted):
+                    self._exhausted = error
+                raise
             self._months[(symbol, month)] = self._frame(symbol, data, meta.get("6. Time Zone", "US/Eastern"))
         return self._months[(symbol, month)]
 
