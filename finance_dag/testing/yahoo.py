@@ -4,14 +4,23 @@ Serves whatever yfinance asks first (``/`` for the fc.yahoo.com cookie, ``/v1/te
 the consent pages answer 404) and ``/v8/finance/chart/{symbol}`` from the full truth of
 ``SimulatedMarket.true_minute_bars`` (regular only when ``includePrePost`` is false), epoch
 seconds of minute starts, exchange zone America/New_York. Like Yahoo, 1-minute requests
-reaching back more than 30 days before ``now`` or spanning more than 7 days get HTTP 422.
-A daily request (yfinance's timezone probe) gets the metadata and no bars.
+reaching back more than 30 days before ``now`` (the fake's clock) or spanning more than 7 days
+get HTTP 422 with Yahoo's chart error body.
+
+``splits`` simulates stock splits, ``{symbol: [(ex_date, numerator, denominator)]}``: like
+Yahoo, every bar served (1-minute, even with ``auto_adjust=False``, and daily) of a day before
+an ex-date that is not after ``now`` is split-adjusted (prices divided by the ratio, volume
+multiplied), and each split in a request's range is listed in the chart's ``events.splits``,
+dated 09:30 New York of its ex-date. The market's true bars are the raw ones.
+
+A daily request over a range (``period1``/``period2``) gets daily regular-session bars and the
+events; one by ``range`` (yfinance's timezone probe) gets the metadata and no bars.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
@@ -22,11 +31,37 @@ from finance_dag.testing.server import FakeServer, Reply, Request
 CRUMB = "fakeCrumb123"
 
 
+Split = tuple[date, int, int]  # ex-date, numerator, denominator (4:1 is (d, 4, 1))
+
+
 class FakeYahoo(FakeServer):
-    def __init__(self, market: SimulatedMarket, now: datetime):
+    def __init__(self, market: SimulatedMarket, now: datetime, splits: dict[str, list[Split]] | None = None):
         super().__init__()
         self.market = market
         self.now = now
+        self.splits = splits or {}
+
+    def adjustment(self, symbol: str, day: date) -> float:
+        """What Yahoo divides ``day``'s prices by: the ratios of known splits after that day."""
+        factor = 1.0
+        for ex_date, numerator, denominator in self.splits.get(symbol, []):
+            if day < ex_date and _split_moment(ex_date) <= self.now:
+                factor *= numerator / denominator
+        return factor
+
+    def split_events(self, symbol: str, start: datetime, end: datetime) -> dict:
+        events = {}
+        for ex_date, numerator, denominator in self.splits.get(symbol, []):
+            moment = _split_moment(ex_date)
+            if start <= moment < end and moment <= self.now:
+                stamp = int(moment.timestamp())
+                events[str(stamp)] = {
+                    "date": stamp,
+                    "numerator": numerator,
+                    "denominator": denominator,
+                    "splitRatio": f"{numerator}:{denominator}",
+                }
+        return {"splits": events} if events else {}
 
     def error_body(self, status: int, message: str) -> bytes:
         return _chart_error("Internal Server Error" if status >= 500 else "Too Many Requests", message)
@@ -48,6 +83,8 @@ class FakeYahoo(FakeServer):
         symbol = request.path.rsplit("/", 1)[-1]
         q = request.query
         meta = _meta(symbol, q.get("interval", "1d"))
+        if q.get("interval") == "1d" and "period1" in q:
+            return self._daily(symbol, q, meta)
         if q.get("interval") != "1m":
             return _json({"chart": {"result": [{**meta, "indicators": {"quote": [{}]}}], "error": None}})
         start = datetime.fromtimestamp(int(q["period1"]), UTC)
@@ -70,11 +107,42 @@ class FakeYahoo(FakeServer):
         for day in _sessions_between(start, end):
             truth = self.market.true_minute_bars(symbol, day)
             keep = (truth["ts"] >= lo) & (truth["ts"] < hi) & (truth["regular"] | prepost)
+            factor = self.adjustment(symbol, day)
             cols["ts"] += (truth["ts"][keep].astype("datetime64[s]").astype(np.int64)).tolist()
-            for name in ("open", "high", "low", "close", "volume"):
-                cols[name] += truth[name][keep].tolist()
+            for name in ("open", "high", "low", "close"):
+                cols[name] += (truth[name][keep] / factor).tolist()
+            cols["volume"] += np.rint(truth["volume"][keep] * factor).astype(np.int64).tolist()
         quote = {k: cols[k] for k in ("open", "high", "low", "close", "volume")}
         result = {**meta, "timestamp": cols["ts"], "indicators": {"quote": [quote]}}
+        if "splits" in q.get("events", ""):
+            result["events"] = self.split_events(symbol, start, end)
+        return _json({"chart": {"result": [result], "error": None}})
+
+    def _daily(self, symbol: str, q: dict[str, str], meta: dict) -> Reply:
+        """Daily regular-session bars (split-adjusted like Yahoo's), stamped 09:30 New York."""
+        start = datetime.fromtimestamp(int(q["period1"]), UTC)
+        end = datetime.fromtimestamp(int(q["period2"]), UTC)
+        cols: dict[str, list] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
+        for day in _sessions_between(start, end):
+            moment = _split_moment(day)
+            if not start <= moment < end or moment > self.now:
+                continue
+            truth = self.market.true_minute_bars(symbol, day)
+            regular = truth["regular"]
+            if not regular.any():
+                continue
+            factor = self.adjustment(symbol, day)
+            cols["ts"].append(int(moment.timestamp()))
+            cols["open"].append(float(truth["open"][regular][0]) / factor)
+            cols["high"].append(float(truth["high"][regular].max()) / factor)
+            cols["low"].append(float(truth["low"][regular].min()) / factor)
+            cols["close"].append(float(truth["close"][regular][-1]) / factor)
+            cols["volume"].append(round(int(truth["volume"][regular].sum()) * factor))
+        quote = {k: cols[k] for k in ("open", "high", "low", "close", "volume")}
+        indicators = {"quote": [quote], "adjclose": [{"adjclose": list(cols["close"])}]}
+        result = {**meta, "timestamp": cols["ts"], "indicators": indicators}
+        if "splits" in q.get("events", ""):
+            result["events"] = self.split_events(symbol, start, end)
         return _json({"chart": {"result": [result], "error": None}})
 
 
@@ -94,6 +162,11 @@ def _meta(symbol: str, interval: str) -> dict:
             "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
         }
     }
+
+
+def _split_moment(day: date) -> datetime:
+    """09:30 New York of ``day`` in UTC: how Yahoo dates a split event (and a daily bar)."""
+    return datetime.combine(day, time(9, 30), calendar.NEW_YORK).astimezone(UTC)
 
 
 def _sessions_between(start: datetime, end: datetime) -> list[date]:

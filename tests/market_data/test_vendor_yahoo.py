@@ -2,13 +2,15 @@
 
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
+import requests
 
 from finance_dag.core import calendar
 from finance_dag.core.http import RateLimiter, RetryPolicy
 from finance_dag.market_data.bars import validate_bars
-from finance_dag.market_data.vendors.yahoo import YahooBars
+from finance_dag.market_data.vendors.yahoo import LIMIT_MARGIN, YahooBars
 from finance_dag.testing import truth_frame
 from finance_dag.testing.yahoo import FakeYahoo, isolate_yfinance_cache
 
@@ -118,3 +120,89 @@ def test_exchange_zone_index_becomes_utc(market, now, day, first, last) -> None:
         datetime(2024, *last, tzinfo=UTC),
     )
     assert result.bars.equals(expected(market, ["SPY"], [day]))
+
+
+def daily_request(request) -> bool:
+    return request.query.get("interval") == "1d" and "period1" in request.query
+
+
+@pytest.mark.parametrize(
+    ("symbol", "split"),
+    [
+        ("SPY", (date(2024, 12, 11), 4, 1)),  # a 4:1 split inside the requested days
+        ("AAPL", (date(2024, 12, 18), 2, 1)),  # a 2:1 split after them: Yahoo adjusts them anyway
+    ],
+)
+def test_split_adjusted_minute_bars_come_back_raw_on_both_sides_of_a_split(market, symbol, split) -> None:
+    days = calendar.sessions(date(2024, 12, 9), date(2024, 12, 13))
+    with FakeYahoo(market, NOW, splits={symbol: [split]}) as fake:
+        result = adapter(fake.url).fetch_minute_bars([symbol, "QQQ"], days[0], days[-1])
+        minute = len(fake.chart_requests())
+        lookups = [r for r in fake.log if daily_request(r)]
+    assert result.failures == {}
+    assert result.bars.equals(expected(market, ["QQQ", symbol], days))  # raw, one price scale
+    assert minute == 2 and len(lookups) == 2  # one split lookup per symbol
+
+
+def test_fake_serves_split_adjusted_minute_bars_and_the_split_event_like_yahoo(market) -> None:
+    day, ex_date = date(2024, 12, 10), date(2024, 12, 11)
+    begin = int(datetime(2024, 12, 10, 9, 0, tzinfo=UTC).timestamp())
+    with FakeYahoo(market, NOW, splits={"SPY": [(ex_date, 4, 1)]}) as fake:
+        params = {"period1": begin, "period2": begin + 2 * 86_400, "interval": "1m"}
+        params |= {"includePrePost": "true", "events": "div,splits,capitalGains"}
+        chart = requests.get(f"{fake.url}/v8/finance/chart/SPY", params=params, timeout=5).json()
+    (result,) = chart["chart"]["result"]
+    stamps = np.array(result["timestamp"], dtype="datetime64[s]").astype("datetime64[us]")
+    quote = result["indicators"]["quote"][0]
+    before, after = (market.true_minute_bars("SPY", d) for d in (day, ex_date))
+    n = before["ts"].size
+    assert (stamps[:n] == before["ts"]).all() and (stamps[n:] == after["ts"][: len(stamps) - n]).all()
+    assert np.array_equal(np.array(quote["close"][:n]), before["close"] / 4)  # adjusted
+    assert np.array_equal(np.array(quote["volume"][:n]), before["volume"] * 4)
+    assert np.array_equal(np.array(quote["close"][n:]), after["close"][: len(stamps) - n])  # raw
+    moment = int(datetime(2024, 12, 11, 14, 30, tzinfo=UTC).timestamp())  # 09:30 New York
+    assert result["events"]["splits"] == {
+        str(moment): {"date": moment, "numerator": 4, "denominator": 1, "splitRatio": "4:1"}
+    }
+
+
+def test_unknown_split_events_fail_the_symbol_days_naming_why(market) -> None:
+    days = calendar.sessions(date(2024, 12, 16), date(2024, 12, 18))
+    with FakeYahoo(market, NOW, splits={"SPY": [(date(2024, 12, 17), 2, 1)]}) as fake:
+        fake.inject("503", times=None, match=lambda r: daily_request(r) and r.path.endswith("/SPY"))
+        result = adapter(fake.url, attempts=2).fetch_minute_bars(["SPY", "QQQ"], days[0], days[-1])
+        spy_minute_requests = [r for r in fake.chart_requests() if r.path.endswith("/SPY")]
+    assert set(result.failures) == {("SPY", d) for d in days}
+    message = result.failures[("SPY", date(2024, 12, 16))]
+    assert message.startswith("yahoo: GET /v8/finance/chart 1d split events for SPY 2024-12-16..2024-12-20")
+    assert "(HTTP 503)" in message and "without the split events" in message
+    assert spy_minute_requests == []  # nothing asked that could not be made raw
+    assert result.bars.equals(expected(market, ["QQQ"], days))
+
+
+def test_oldest_session_minutes_inside_the_limit_is_not_planned_so_its_chunk_is_served(market) -> None:
+    # Our clock puts 2024-11-21 04:00 New York (09:00Z) 5 minutes inside the 30-day limit;
+    # Yahoo's clock, 10 minutes ahead (or time spent in the run), puts it 5 minutes outside.
+    now = datetime(2024, 12, 21, 8, 55, tzinfo=UTC)
+    days = calendar.sessions(date(2024, 11, 18), date(2024, 11, 29))
+    with FakeYahoo(market, now + timedelta(minutes=10)) as fake:
+        result = adapter(fake.url, now=now).fetch_minute_bars(["SPY"], days[0], days[-1])
+        limit = (now + timedelta(minutes=10) - timedelta(days=30)).timestamp()
+        refused_by_yahoo = [r for r in fake.chart_requests() if int(r.query["period1"]) < limit]
+    older = [d for d in days if d <= date(2024, 11, 21)]
+    assert set(result.failures) == {("SPY", d) for d in older}  # only those older than the limit
+    assert refused_by_yahoo == []
+    assert result.bars.equals(expected(market, ["SPY"], [d for d in days if d not in older]))
+    message = result.failures[("SPY", date(2024, 11, 21))]
+    assert "refused SPY 2024-11-18..2024-11-21 without a request" in message and "1 h inside" in message
+    assert timedelta(hours=1) == LIMIT_MARGIN
+
+
+def test_fake_refuses_minute_requests_older_than_30_days_on_its_clock(market) -> None:
+    ours = datetime(2024, 12, 21, 7, 30, tzinfo=UTC)  # 11-21 04:00 New York is 1.5 h inside...
+    with FakeYahoo(market, ours + timedelta(hours=2)) as fake:  # ...and 0.5 h outside on Yahoo's
+        result = adapter(fake.url, now=ours).fetch_minute_bars(
+            ["SPY"], date(2024, 11, 21), date(2024, 11, 21)
+        )
+    (message,) = result.failures.values()
+    assert "(HTTP 422)" in message and "The requested range must be within the last 30 days" in message

@@ -1,11 +1,22 @@
 """Yahoo minute bars through ``yfinance.Ticker.history(interval="1m")``.
 
-Yahoo serves 1-minute bars only for the last 30 days and at most 7 days per request. Days
-older than that are refused here, before any request, with a failure naming vendor, symbol,
-date and the limit (never a silently empty answer); the rest is fetched per symbol in chunks
-of at most 7 calendar days. ``prepost=True`` keeps pre/post-market bars like the other
-vendors (validation flags the regular session) and spares yfinance an extra request for
-trading periods. Prices are raw (``auto_adjust=False``); Yahoo has no vwap or trade count.
+Yahoo serves 1-minute bars only for the last 30 days (on Yahoo's clock) and at most 7 days per
+request. A session is planned only when its extended window starts at least ``LIMIT_MARGIN``
+inside that limit (a request starting minutes inside it would be refused whole by the time it
+is sent, taking the chunk's other sessions with it), and no chunk starts earlier than that.
+Older days are refused here, before any request, with a failure naming vendor, symbol, date and
+the limit (never a silently empty answer); the rest is fetched per symbol in chunks of at most
+7 calendar days. ``prepost=True`` keeps pre/post-market bars like the other vendors
+(validation flags the regular session) and spares yfinance an extra request for trading
+periods. Yahoo has no vwap or trade count.
+
+Yahoo's 1-minute OHLC and volume are split-adjusted even with ``auto_adjust=False``: every bar
+before a split that happened by now is divided by its ratio (volume multiplied). The adapter
+stores raw prices, so per symbol it first asks for the split events from a week before its
+first session to now (one daily chart request, ``actions=True``: yfinance's ``Stock Splits``
+column), adds any split a 1-minute answer reports, and multiplies each bar's prices by the
+ratios of the splits after the bar's day (volume divided). When the split events cannot be
+obtained the symbol's days fail naming why, rather than risk mixing adjusted and raw bars.
 
 yfinance returns its index in the exchange's zone (older versions returned naive exchange
 times); either way ``ts`` is converted to UTC here. yfinance logs and swallows most errors,
@@ -48,6 +59,8 @@ from finance_dag.market_data.vendors.common import fetch_result
 
 NAME = "yahoo"
 HISTORY_DAYS = 30  # 1-minute bars exist for this many days back
+LIMIT_MARGIN = timedelta(hours=1)  # plan requests at least this far inside the 30-day limit
+SPLIT_LOOKBACK = timedelta(days=7)  # the split lookup starts this long before the first session
 MAX_SPAN_DAYS = 7  # per request
 LIMITS = ((60, 60.0),)  # unpublished; Yahoo throttles bursts, so stay gentle
 _CHART_PATH = "/v8/finance/chart/"
@@ -100,49 +113,72 @@ class YahooBars:
         symbols = list(dict.fromkeys(symbols))
         now = self.now or datetime.now(UTC)
         oldest = now - timedelta(days=HISTORY_DAYS)
-        servable = [d for d in days if calendar.extended_window(d)[0] >= oldest]
+        earliest = oldest + LIMIT_MARGIN  # the oldest moment a request may start from
+        servable = [d for d in days if calendar.extended_window(d)[0] >= earliest]
         refused = [d for d in days if d not in servable]
         failures: dict[SymbolDay, str] = {}
         if refused:
             reason = (
                 f"{NAME}: refused {describe_request(symbols, refused[0], refused[-1])} without a request "
                 f"(no HTTP status): Yahoo serves 1-minute bars only for the last {HISTORY_DAYS} days "
-                f"(now {now:%Y-%m-%d %H:%M}Z, oldest {oldest:%Y-%m-%d %H:%M}Z)"
+                f"(now {now:%Y-%m-%d %H:%M}Z, oldest {oldest:%Y-%m-%d %H:%M}Z; a session must start "
+                f"{LIMIT_MARGIN.total_seconds() / 3600:g} h inside that limit)"
             )
             failures |= failures_for([(s, d) for s in symbols for d in refused], reason)
         frames = []
         for symbol in symbols:
+            if not servable:
+                break
+            try:
+                splits = self._splits(symbol, servable[0], now)
+            except RequestFailed as error:
+                reason = (
+                    f"{error}; without the split events the 1-minute bars (split-adjusted by Yahoo) "
+                    "cannot be made raw"
+                )
+                failures |= failures_for([(symbol, d) for d in servable], reason)
+                continue
             for chunk in _chunks(servable):
                 try:
-                    frames.append(self._history(symbol, chunk))
+                    frame, reported = self._history(symbol, chunk, earliest)
                 except RequestFailed as error:
                     failures |= failures_for([(symbol, d) for d in chunk], error)
+                    continue
+                frames.append(unadjust(frame, {**reported, **splits}))
         return fetch_result(frames, NAME, symbols, days, failures)
 
-    def _history(self, symbol: str, chunk: list[date]) -> pl.DataFrame:
-        begin = calendar.extended_window(chunk[0])[0]
+    def _ticker_history(self, symbol: str, **kwargs: Any) -> tuple[Any, Any]:
+        """``yf.Ticker(symbol).history(**kwargs)``, raising what yfinance logged and swallowed."""
+        YfData.cache_get.cache_clear()
+        self.session.error = None
+        ticker = yf.Ticker(symbol, session=self.session)
+        frame = ticker.history(auto_adjust=False, actions=True, timeout=self.timeout, **kwargs)
+        if self.session.error is not None:
+            raise self.session.error
+        return frame, ticker
+
+    def _splits(self, symbol: str, first: date, now: datetime) -> dict[date, float]:
+        """Split ratios by New York ex-date, from a week before ``first`` up to ``now``."""
+        begin = calendar.extended_window(first)[0] - SPLIT_LOOKBACK
+        what = f"GET /v8/finance/chart 1d split events for {symbol} {first.isoformat()}..{now:%Y-%m-%d}"
+        frame, _ = self.http.call(
+            what, lambda: self._ticker_history(symbol, start=begin, end=now, interval="1d")
+        )
+        return split_events(frame)
+
+    def _history(
+        self, symbol: str, chunk: list[date], earliest: datetime
+    ) -> tuple[pl.DataFrame, dict[date, float]]:
+        begin = max(calendar.extended_window(chunk[0])[0], earliest)
         finish = calendar.extended_window(chunk[-1])[1]
         what = f"GET /v8/finance/chart 1m for {describe_request([symbol], chunk[0], chunk[-1])}"
 
         def fetch() -> tuple[Any, str]:
-            YfData.cache_get.cache_clear()
-            self.session.error = None
-            ticker = yf.Ticker(symbol, session=self.session)
-            frame = ticker.history(
-                start=begin,
-                end=finish,
-                interval="1m",
-                prepost=True,
-                auto_adjust=False,
-                actions=False,
-                timeout=self.timeout,
-            )
-            if self.session.error is not None:  # yfinance logged and swallowed it
-                raise self.session.error
+            frame, ticker = self._ticker_history(symbol, start=begin, end=finish, interval="1m", prepost=True)
             return frame, ticker.history_metadata.get("exchangeTimezoneName") or "America/New_York"
 
         frame, zone = self.http.call(what, fetch)
-        return _frame(symbol, frame, zone)
+        return _frame(symbol, frame, zone), split_events(frame)
 
 
 def _chunks(days: list[date]) -> list[list[date]]:
@@ -154,6 +190,38 @@ def _chunks(days: list[date]) -> list[list[date]]:
         else:
             out.append([day])
     return out
+
+
+def split_events(history: Any) -> dict[date, float]:
+    """``{ex_date: ratio}`` (New York dates; 4:1 is 4.0) from yfinance's ``Stock Splits`` column."""
+    if history.empty or "Stock Splits" not in history:
+        return {}
+    column = history["Stock Splits"]
+    events = column[column.fillna(0.0) != 0.0]
+    index = events.index if events.index.tz is not None else events.index.tz_localize(calendar.NEW_YORK)
+    return {
+        stamp.tz_convert(calendar.NEW_YORK).date(): float(ratio)
+        for stamp, ratio in zip(index, events, strict=True)
+    }
+
+
+def unadjust(frame: pl.DataFrame, splits: dict[date, float]) -> pl.DataFrame:
+    """Raw bars from Yahoo's split-adjusted ones: each bar's prices times the ratios of the
+    splits after its New York day, its volume divided by them."""
+    if frame.is_empty() or not splits:
+        return frame
+    day = pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
+    factor = pl.lit(1.0)
+    for ex_date, ratio in splits.items():
+        factor = factor * pl.when(day < ex_date).then(pl.lit(ratio)).otherwise(pl.lit(1.0))
+    return (
+        frame.with_columns(_factor=factor)
+        .with_columns(
+            *(pl.col(c) * pl.col("_factor") for c in ("open", "high", "low", "close")),
+            (pl.col("volume") / pl.col("_factor")).round().cast(pl.Int64),
+        )
+        .drop("_factor")
+    )
 
 
 def _frame(symbol: str, history: Any, zone: str) -> pl.DataFrame:
