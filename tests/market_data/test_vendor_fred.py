@@ -102,3 +102,37 @@ def test_simulated_macro_levels_and_market_link(macro) -> None:
     assert macro.observations(["VIXCLS"], date(2024, 11, 29), date(2024, 11, 29)).equals(
         vix.filter(pl.col("date") == date(2024, 11, 29)).select("date", "series_id", "value")
     )
+
+
+def test_hy_oas_kept_for_3_years_is_reported_short_never_complete(macro) -> None:
+    today = date(2024, 12, 31)
+    start = date(2020, 1, 1)
+    with FakeFred(macro, KEY, today=today) as fake:
+        report = client(fake.url).fetch_report(start, today)
+        frame = client(fake.url).fetch(start, today)  # backward compatible: the frame alone
+    hy = "BAMLH0A0HYM2"
+    kept = macro.observations([hy], date(2021, 12, 31), today)
+    assert report.frame.equals(frame)
+    assert report.frame.filter(series_id=hy).equals(kept)  # only the last 3 years exist
+    assert report.requested == (start, today)
+    assert report.served[hy] == (kept["date"].min(), kept["date"].max())
+    assert report.served["VIXCLS"][0] < date(2020, 1, 8) and report.served["STLFSI4"][0] == date(2020, 1, 3)
+    assert not report.complete
+    (warning,) = report.warnings
+    first = kept["date"].min()
+    assert warning == (
+        f"fred: {hy} served {first.isoformat()}..{kept['date'].max().isoformat()}, requested "
+        f"2020-01-01..2024-12-31: starts {(first - start).days} days late "
+        "(FRED keeps ICE BofA series only for a rolling 3 years)"
+    )
+
+
+def test_series_ending_early_is_reported_and_a_full_range_is_complete(macro) -> None:
+    with FakeFred(macro, KEY, today=date(2024, 12, 31)) as fake:
+        full = client(fake.url).fetch_report(START, END)
+        ahead = client(fake.url, series_ids=["VIXCLS"]).fetch_report(START, date(2025, 1, 31))
+    assert full.complete and full.warnings == []
+    assert set(full.served) == set(MACRO_SERIES)
+    (warning,) = ahead.warnings
+    assert warning.startswith("fred: VIXCLS served 2024-11-01..2024-12-31, requested 2024-11-01..2025-01-31")
+    assert warning.endswith("ends 31 days early")
