@@ -12,7 +12,7 @@ demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
 demo dev: export FINANCE_DAG_START_DATE ?= 2024-11-15
 demo dev: export FINANCE_DAG_END_DATE ?= 2024-11-29
 
-.PHONY: env demo dev test bench clean
+.PHONY: env demo dev test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -38,6 +38,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check finance_dag tests benchmarks
 	$(BIN)/dagster definitions validate -m finance_dag.definitions
 	$(BIN)/pytest -n 2 -q
+
+# The fast set for the edit-test loop: no CLI subprocesses, no S3 server, no vendor SDKs.
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 -q -m "not cli and not s3 and not vendors"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

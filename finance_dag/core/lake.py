@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 import polars as pl
 
 SETTING = "FINANCE_DAG_STORAGE"
+TMP_DIR = "_tmp"  # local writes stage here; a killed writer's leftovers are swept by check()
+STALE_TMP_SECONDS = 3600
 
 
 class StorageError(RuntimeError):
@@ -68,10 +71,26 @@ class Lake:
             if self.read_bytes(probe) != b"ok":
                 raise StorageError(f"{where}: a probe file read back different bytes")
             self.fs.rm(self._abs(probe))
+            self.sweep_stale_tmp()
         except StorageError:
             raise
         except Exception as exc:  # any client error means the root is unusable
             raise StorageError(f"{where} is not usable: {type(exc).__name__}: {exc}") from exc
+
+    def sweep_stale_tmp(self, older_than: float = STALE_TMP_SECONDS) -> list[str]:
+        """Remove staged files a killed writer left behind (older than ``older_than`` seconds,
+        so a concurrent writer's file is never taken); returns what was removed."""
+        if self.is_s3:
+            return []  # S3 writes are single PUTs: nothing is staged
+        folder = self._abs(TMP_DIR)
+        removed = []
+        cutoff = time.time() - older_than
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            path = os.path.join(folder, name)
+            if name.endswith(".tmp") and os.path.getmtime(path) < cutoff:
+                os.remove(path)
+                removed.append(path)
+        return removed
 
     # ---- bytes --------------------------------------------------------------------------
     def _abs(self, rel: str) -> str:
@@ -88,7 +107,8 @@ class Lake:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects appear whole
             return
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+        os.makedirs(self._abs(TMP_DIR), exist_ok=True)
+        tmp = self._abs(f"{TMP_DIR}/{uuid.uuid4().hex}.tmp")  # same filesystem: os.replace is atomic
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -177,13 +197,20 @@ class Lake:
         frames = [self.read_parquet(rel) for rel in rels]
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
-    def read_metadata(self, rel: str) -> dict[str, str]:
-        """The key-value metadata stored with a parquet file (without reading its data)."""
+    def _footer(self, rel: str):
         import pyarrow.parquet as pq
 
         with self.fs.open(self._abs(rel), "rb") as handle:
-            raw = pq.read_metadata(handle).metadata or {}
+            return pq.read_metadata(handle)
+
+    def read_metadata(self, rel: str) -> dict[str, str]:
+        """The key-value metadata stored with a parquet file (without reading its data)."""
+        raw = self._footer(rel).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def row_count(self, rel: str) -> int:
+        """Rows of a parquet file, from its footer (without reading its data)."""
+        return self._footer(rel).num_rows
 
 
 def canonical_types(frame: pl.DataFrame) -> pl.DataFrame:

@@ -28,8 +28,9 @@ class ConsolidationReport:
     symbol: str
     rebuilt_years: list[int]
     unchanged_years: list[int]
-    rows: int
-    bytes: int
+    rows: int  # rewritten
+    bytes: int  # written
+    rows_by_year: dict[int, int]  # every year file, rebuilt or not
 
 
 def year_path(symbol: str, year: int) -> str:
@@ -60,7 +61,8 @@ def consolidate_symbol(lake: Lake, symbol: str) -> ConsolidationReport:
         )
         rows += frame.height
         rebuilt.append(year)
-    return ConsolidationReport(symbol, rebuilt, unchanged, rows, size)
+    rows_by_year = {year: lake.row_count(year_path(symbol, year)) for year in sorted(by_year)}
+    return ConsolidationReport(symbol, rebuilt, unchanged, rows, size, rows_by_year)
 
 
 def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> tuple[pl.DataFrame, dict[str, str]]:

@@ -58,3 +58,19 @@ def test_a_corrupt_file_names_the_file(tmp_path):
         lake.read_parquet("daily_bars/date=2024-11-29.parquet")
     with pytest.raises(StorageError, match="no file at .*date=2024-12-02.parquet"):
         lake.read_parquet("daily_bars/date=2024-12-02.parquet")
+
+
+def test_a_killed_writers_staged_file_is_swept_when_the_lake_is_next_checked(tmp_path):
+    """SIGKILL between write and rename leaves a staged file; the next run start removes it."""
+    lake = Lake(str(tmp_path))
+    lake.write_parquet(partition_path("daily_bars", date="2024-11-29"), FRAME)
+    staged = tmp_path / "_tmp"
+    stale, fresh = staged / "dead.tmp", staged / "in-flight.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"another writer, right now")
+    os.utime(stale, (0, 0))
+    lake.check()
+    assert not stale.exists() and fresh.exists()
+    assert [f.path for f in lake.list_files("daily_bars", suffix="")] == [
+        "daily_bars/date=2024-11-29.parquet"
+    ]

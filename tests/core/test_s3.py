@@ -6,6 +6,8 @@ import pytest
 from finance_dag.core.lake import Lake, StorageError, partition_path
 from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
 
+pytestmark = pytest.mark.s3
+
 
 def test_s3_round_trip_list_and_replace(s3_bucket):
     lake = Lake(f"s3://{s3_bucket}/prefix")

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from finance_dag.core.calendar import NEW_YORK
 from finance_dag.core.lake import Lake
@@ -22,14 +23,14 @@ def evaluate_schedule(when: datetime):
 
 
 def test_schedule_requests_the_session_that_just_closed_for_every_symbol():
-    result = evaluate_schedule(datetime(2024, 11, 29, 17, 30, tzinfo=NEW_YORK))
+    result = evaluate_schedule(datetime(2024, 11, 29, 20, 15, tzinfo=NEW_YORK))
     (request,) = result.run_requests
     assert request.tags["dagster/asset_partition_range_start"] == f"2024-11-29|{SYMBOLS[0]}"
     assert request.tags["dagster/asset_partition_range_end"] == f"2024-11-29|{SYMBOLS[-1]}"
 
 
 def test_schedule_skips_weekday_holidays():
-    result = evaluate_schedule(datetime(2024, 11, 28, 17, 30, tzinfo=NEW_YORK))
+    result = evaluate_schedule(datetime(2024, 11, 28, 20, 15, tzinfo=NEW_YORK))
     assert not result.run_requests and "2024-11-28 is not an XNYS session" in result.skip_message
 
 
@@ -61,6 +62,7 @@ def test_refill_sensor_requests_low_partitions_at_most_twice(tmp_path):
     assert json.loads(cursor) == {"2024-11-29|SPY": 2, "2024-11-27|XLE": 2}
 
 
+@pytest.mark.cli
 def test_cli_partition_range_materialises_a_date_symbol_rectangle(tmp_path):
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "home"), FINANCE_DAG_STORAGE=str(tmp_path / "lake"))
     assert not any(name.startswith("FINANCE_DAG_") and name != "FINANCE_DAG_STORAGE" for name in env)

@@ -24,7 +24,10 @@ from finance_dag.testing.alpha_vantage import FakeAlphaVantage
 from finance_dag.testing.yahoo import FakeYahoo, isolate_yfinance_cache
 from tests.support import market_data_asset
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+pytestmark = [
+    pytest.mark.vendors,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning"),
+]
 DAY, SYMBOL = date(2024, 11, 29), "SPY"
 NOW = "2024-12-02T21:00:00+00:00"  # Yahoo's and the adapter's "today": 2024-11-29 is 3 days old
 SECRETS = {

@@ -17,6 +17,8 @@ from finance_dag.platform.vendors import AlpacaResource
 from finance_dag.testing import truth_frame
 from finance_dag.testing.alpaca import BARS_PATH, FakeAlpaca
 
+pytestmark = pytest.mark.vendors
+
 KEY, SECRET = "AKFAKEKEY123", "sk-fake-secret-456"
 SYMBOLS = ["SPY", "AAPL", "MSFT"]
 START, END = date(2024, 11, 18), date(2024, 11, 29)

@@ -15,6 +15,8 @@ from finance_dag.platform.vendors import AlphaVantageResource
 from finance_dag.testing import truth_frame
 from finance_dag.testing.alpha_vantage import FakeAlphaVantage
 
+pytestmark = pytest.mark.vendors
+
 KEY = "AVSECRETKEY789"
 
 

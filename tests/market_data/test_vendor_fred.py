@@ -14,6 +14,8 @@ from finance_dag.sim import SimulatedMarket
 from finance_dag.sim.macro import MACRO_SERIES, SimulatedMacro
 from finance_dag.testing.fred import FakeFred
 
+pytestmark = pytest.mark.vendors
+
 KEY = "fredsecretkey0123456789abcdef"
 START, END = date(2024, 11, 1), date(2024, 12, 31)
 

@@ -14,7 +14,10 @@ from finance_dag.market_data.vendors.yahoo import LIMIT_MARGIN, YahooBars
 from finance_dag.testing import truth_frame
 from finance_dag.testing.yahoo import FakeYahoo, isolate_yfinance_cache
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+pytestmark = [
+    pytest.mark.vendors,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning"),
+]
 NOW = datetime(2024, 12, 20, 22, 0, tzinfo=UTC)
 
 

@@ -83,6 +83,7 @@ def test_every_vendor_pool_is_limited_in_the_instance_settings():
     assert "default_limit: 1" in deploy and len(pools()) >= 5
 
 
+@pytest.mark.cli
 def test_loading_the_code_location_imports_no_vendor_sdk():
     """Every run and UI reload imports definitions: the SDKs load only when an adapter is built."""
     probe = "import sys, finance_dag.definitions; print(sorted({'alpaca', 'yfinance', 'alpha_vantage', 'fredapi', 's3fs'} & set(sys.modules)))"

@@ -294,7 +294,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     {
                         "unreadable_files": dg.MetadataValue.json(unreadable),
                         "mean_coverage": float(frame["coverage"].mean() or 0.0),
-                        "table": dg.MetadataValue.md(markdown_table(frame.drop("bars_by_source"))),
+                        "preview": dg.MetadataValue.md(markdown_table(frame.drop("bars_by_source"))),
                         "dagster/column_lineage": COVERAGE_LINEAGE,
                     },
                 )
@@ -384,6 +384,17 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 writer.record(
                     symbol,
                     {
+                        "dagster/row_count": sum(report.rows_by_year.values()),
+                        "preview": dg.MetadataValue.md(
+                            markdown_table(
+                                pl.DataFrame(
+                                    {
+                                        "year": list(report.rows_by_year),
+                                        "bars": list(report.rows_by_year.values()),
+                                    }
+                                )
+                            )
+                        ),
                         "rebuilt_years": dg.MetadataValue.json(report.rebuilt_years),
                         "unchanged_years": dg.MetadataValue.json(report.unchanged_years),
                         "rows_rewritten": report.rows,

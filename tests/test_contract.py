@@ -1,0 +1,135 @@
+"""The asset contract, for every asset of every domain, and the layout rules of the platform.
+
+- every asset: description, group = its domain package, kinds, owners, code version, domain tag;
+- every lake table: a column schema with a description per column;
+- every materialisation: a row count and a readable preview; derived tables: column lineage;
+- the assets the schedule keeps current: a freshness policy;
+- pure packages never import Dagster;
+- asset keys, partitions and check names match the committed snapshot.
+"""
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from finance_dag.definitions import domains
+from finance_dag.platform.contract import COLUMN_LINEAGE, COLUMN_SCHEMA, DOMAIN_TAG
+from finance_dag.platform.storage import asset_lake_path
+from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
+
+PACKAGE = Path(__file__).parents[1] / "finance_dag"
+ORCHESTRATION = {"defs", "platform", "definitions.py", "demo.py"}  # the only places Dagster may be imported
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_keys.json"
+SCHEDULED = {"minute_bars"}  # kept current by the after-close schedule
+DERIVED = {"daily_bars", "bar_coverage"}  # columns computed from minute_bars' columns
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory) -> list[dg.AssetSpec]:
+    return list(make_defs(str(tmp_path_factory.mktemp("lake"))).resolve_all_asset_specs())
+
+
+def test_every_asset_carries_the_contract(specs):
+    assert specs
+    for spec in specs:
+        name = spec.key.to_user_string()
+        assert spec.description and len(spec.description) > 40, name
+        assert spec.group_name in domains(), f"{name}: group {spec.group_name!r} is not a domain package"
+        assert spec.tags.get(DOMAIN_TAG) == spec.group_name, name
+        assert spec.kinds and spec.owners and spec.code_version, name
+        if "parquet" in spec.kinds:
+            schema = spec.metadata.get(COLUMN_SCHEMA)
+            assert isinstance(schema, dg.TableSchema) and schema.columns, f"{name}: no column schema"
+            assert all(c.description for c in schema.columns), f"{name}: a column lacks a description"
+        if name in SCHEDULED:
+            assert spec.freshness_policy is not None, f"{name}: no freshness expectation"
+
+
+def test_code_versions_follow_the_logic(specs):
+    """The version is a hash of the pure functions an asset calls: distinct per asset."""
+    versions = {spec.key.to_user_string(): spec.code_version for spec in specs}
+    assert len(set(versions.values())) == len(versions)
+
+
+def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_derived(tmp_path, instance):
+    defs = make_defs(str(tmp_path / "lake"))
+    day = THANKSGIVING_WEEK[1]
+    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(day, day))
+    run_job(defs, instance, "daily_market_data_job", {"dagster/partition": day.isoformat()})
+    run_job(defs, instance, "consolidate_job", {"dagster/partition": SYMBOLS[0]})
+    run_job(defs, instance, "coverage_report_job")
+    for spec in defs.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        event = instance.get_latest_materialization_event(spec.key)
+        assert event is not None, f"{name} was not materialised"
+        metadata = event.asset_materialization.metadata
+        assert "dagster/row_count" in metadata and "preview" in metadata, name
+        if name in DERIVED:
+            lineage = metadata[COLUMN_LINEAGE].value.deps_by_column
+            columns = {c.name for c in spec.metadata[COLUMN_SCHEMA].columns}
+            assert set(lineage) <= columns and {"date", "symbol"} <= set(lineage), name
+            assert {d.asset_key for deps in lineage.values() for d in deps} == {dg.AssetKey("minute_bars")}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_pure_packages_never_import_dagster():
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in ORCHESTRATION
+        and {"dagster", "dagster_aws"} & _imports(path)
+    ]
+    assert not offenders, f"pure modules importing Dagster: {offenders}"
+    assert (PACKAGE / "core").is_dir() and (PACKAGE / "market_data").is_dir()
+
+
+def snapshot(defs: dg.Definitions) -> dict:
+    """Asset keys with their partitions (dimension names, start) and check names."""
+
+    def partitions(defn):
+        if defn is None:
+            return None
+        if isinstance(defn, dg.MultiPartitionsDefinition):
+            return {d.name: partitions(d.partitions_def) for d in defn.partitions_defs}
+        if isinstance(defn, dg.TimeWindowPartitionsDefinition):
+            return {"type": "trading days", "start": defn.start.date().isoformat(), "fmt": defn.fmt}
+        return {"type": type(defn).__name__}
+
+    def first_lake_path(key: dg.AssetKey) -> str:
+        assets_def = defs.resolve_assets_def(key)
+        keys = assets_def.partitions_def.get_first_partition_key() if assets_def.partitions_def else None
+        return asset_lake_path(assets_def, keys)
+
+    graph = defs.resolve_asset_graph()
+    return {
+        key.to_user_string(): {
+            "partitions": partitions(graph.get(key).partitions_def),
+            "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
+            "first_lake_path": first_lake_path(key),
+        }
+        for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
+    }
+
+
+def test_asset_keys_partitions_and_checks_match_the_snapshot(tmp_path):
+    """A key change strands a partitioned lake: change the snapshot only on purpose
+    (UPDATE_SNAPSHOT=1 pytest tests/test_contract.py)."""
+    current = snapshot(make_defs(str(tmp_path)))
+    if os.environ.get("UPDATE_SNAPSHOT"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
