@@ -10,6 +10,7 @@ from finance_dag.defs.market_data.automation import (
     build_jobs,
     build_refill_sensor,
 )
+from finance_dag.defs.market_data.checks import build_checks
 from finance_dag.defs.market_data.resources import build_resources
 from finance_dag.platform.partitions import DomainPartitions
 
@@ -19,6 +20,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     parts = DomainPartitions(settings.market_data)
     return dg.Definitions(
         assets=build_assets(settings, parts),
+        asset_checks=build_checks(settings, parts),
         jobs=build_jobs(),
         schedules=[build_after_close_schedule(parts)],
         sensors=[build_refill_sensor(settings), build_automation_sensor()],

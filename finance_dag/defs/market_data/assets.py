@@ -7,7 +7,6 @@ metadata; ranged runs write their partitions through ``PartitionWriter``.
 """
 
 import base64
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 
@@ -20,7 +19,6 @@ from finance_dag.core.settings import Settings
 from finance_dag.market_data import consolidate
 from finance_dag.market_data.bars import (
     BAR_ENCODINGS,
-    BAR_SCHEMA,
     COLUMN_DESCRIPTIONS,
     DAILY_BAR_SCHEMA,
     MINUTE_BAR_SCHEMA,
@@ -51,25 +49,6 @@ KINDS = {"polars", "parquet"}
 CHUNK_SESSIONS = 20  # sessions gap-filled together in a ranged run: bounds memory, keeps batching
 PREVIEW_LIMIT = 100  # ranged runs over more partitions skip per-partition previews
 MINUTE_BARS = dg.AssetKey("minute_bars")
-
-# Which validation problems each minute_bars check guards against.
-BAR_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "unique_timestamps": ("One bar per symbol and minute.", ("duplicate ts",)),
-    "ohlc_consistent": (
-        "Prices present and positive, high >= max(open, close), low <= min(open, close), volume >= 0.",
-        (
-            "missing value",
-            "non-positive price",
-            "high below open/close",
-            "low above open/close",
-            "negative volume",
-        ),
-    ),
-    "in_session": (
-        "Every bar lies in its session's extended hours (04:00 NY to close + 4 h).",
-        ("outside session",),
-    ),
-}
 
 # Declarative automation for everything derived from minute bars: update once new upstream data
 # lands (latest session only for per-session assets). Unlike `eager()`, a symbol-day that failed
@@ -138,30 +117,15 @@ def _partition_metadata(part: pl.DataFrame, rejected: pl.DataFrame, preview: boo
     return metadata
 
 
-def _covered(keys: Sequence[str]) -> dict[str, object]:
-    """Check metadata naming the partitions a check result covers."""
-    ordered = sorted(keys)
-    return {
-        "partitions_checked": len(ordered),
-        "first_partition": ordered[0] if ordered else "",
-        "last_partition": ordered[-1] if ordered else "",
-    }
-
-
 def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsDefinition]:
     """The market-data assets for ``settings`` (see the module docstring)."""
     symbols = parts.symbols
-    threshold = settings.coverage_threshold
     common = dict(group_name=GROUP)
 
     @dg.asset(
         partitions_def=parts.date_symbol,
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        check_specs=[
-            dg.AssetCheckSpec(name, asset="minute_bars", description=desc)
-            for name, (desc, _) in BAR_CHECKS.items()
-        ],
         pool=bar_chain(settings)[0].pool,
         code_version=code_version(gap_fill, validate_bars, compact_for_storage),
         freshness_policy=MINUTE_BARS_FRESHNESS,
@@ -183,12 +147,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         wanted = set(requested)
         sources = bar_vendors.sources()
         with_preview = len(requested) <= PREVIEW_LIMIT
-        problems: Counter[str] = Counter()
         with PartitionWriter(context, lake.lake) as writer:
             for chunk in _chunks(days, CHUNK_SESSIONS):
                 result = gap_fill(wanted_symbols, chunk, sources)
-                _, still_bad = validate_bars(result.bars.select(BAR_SCHEMA.names()))
-                problems.update(dict(still_bad["problem"].value_counts().iter_rows()))
                 by_day = result.bars.partition_by("symbol", "date", as_dict=True)
                 rejected = result.invalid.with_columns(date=ny_date()).partition_by(
                     "symbol", "date", as_dict=True
@@ -210,18 +171,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                             encodings=BAR_ENCODINGS,
                             stored=compact_for_storage(part),
                         )
-        checked = _covered(list(writer.written))
-        return writer.result(
-            "got no data from any vendor",
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=not any(problems[p] for p in guarded),
-                    metadata={"violations": sum(problems[p] for p in guarded), **checked},
-                )
-                for name, (_, guarded) in BAR_CHECKS.items()
-            ],
-        )
+        return writer.result("got no data from any vendor")
 
     def day_bars(
         context: dg.AssetExecutionContext, lake: LakeResource, key: str
@@ -267,13 +217,6 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         **per_session,
-        check_specs=[
-            dg.AssetCheckSpec(
-                "coverage_above_threshold",
-                asset="bar_coverage",
-                description="Warns when a symbol-day's coverage is below FINANCE_DAG_COVERAGE_THRESHOLD.",
-            )
-        ],
         code_version=code_version(daily_coverage, consolidate.read_day_bars),
         metadata=table_metadata(COVERAGE_SCHEMA, COVERAGE_COLUMNS),
         description=(
@@ -282,12 +225,10 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def bar_coverage(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        frames = []
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
                 bars, unreadable = day_bars(context, lake, key)
                 frame = daily_coverage(bars, symbols, [date.fromisoformat(key)])
-                frames.append(frame)
                 writer.write(
                     key,
                     frame,
@@ -298,25 +239,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         "dagster/column_lineage": COVERAGE_LINEAGE,
                     },
                 )
-        low = pl.concat(frames).filter(pl.col("coverage") < threshold)
-        return writer.result(
-            "could not be built",
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="coverage_above_threshold",
-                    passed=low.is_empty(),
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "threshold": threshold,
-                        "below_threshold": low.height,
-                        "worst": dg.MetadataValue.md(
-                            markdown_table(low.sort("coverage").head(20).drop("bars_by_source"))
-                        ),
-                        **_covered(list(context.partition_keys)),
-                    },
-                )
-            ],
-        )
+        return writer.result("could not be built")
 
     @dg.asset(
         deps=[bar_coverage],
