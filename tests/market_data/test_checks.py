@@ -33,7 +33,9 @@ def test_checks_cover_the_runs_partitions_and_say_which(defs, instance):
         assert evaluation.metadata["last_partition"].value == f"{LAST}|{sorted(SYMBOLS)[-1]}"
 
 
-def test_a_check_runs_on_its_own_over_the_latest_session_and_names_the_bad_partition(defs, instance, tmp_path):
+def test_a_check_runs_on_its_own_over_the_latest_session_and_names_the_bad_partition(
+    defs, instance, tmp_path
+):
     run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
     lake = Lake(str(tmp_path / "lake"))
     path = f"minute_bars/symbol=QQQ/date={LAST}.parquet"
