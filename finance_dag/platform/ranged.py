@@ -22,6 +22,22 @@ from finance_dag.core.lake import Lake
 from finance_dag.platform.storage import asset_lake_path
 
 FAILED_LINES_SHOWN = 50
+RANGE_TAG = "finance_dag/partitions"  # shown in the runs list: what this run covers
+
+
+def describe_keys(keys: Sequence[str]) -> str:
+    """``'2024-11-15..2024-11-29 x 20 symbols (200 partitions)'`` for date|symbol keys, or
+    ``'first..last (n partitions)'``: a run's coverage in one line."""
+    if not keys:
+        return "no partitions"
+    if all("|" in k for k in keys):
+        days = sorted({k.split("|")[0] for k in keys})
+        others = {k.split("|", 1)[1] for k in keys}
+        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        return f"{span} x {len(others)} symbols ({len(keys)} partitions)"
+    ordered = sorted(keys)
+    span = ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]}"
+    return f"{span} ({len(keys)} partitions)"
 
 
 class PartitionWriter:
@@ -32,6 +48,8 @@ class PartitionWriter:
         self.lake = lake
         self.written: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, list[str]] = {}
+        if RANGE_TAG not in context.run.tags:
+            context.instance.add_run_tags(context.run_id, {RANGE_TAG: describe_keys(context.partition_keys)})
 
     def __enter__(self) -> PartitionWriter:
         return self

@@ -6,8 +6,9 @@ import pytest
 
 from finance_dag.core.lake import Lake
 from finance_dag.platform.partitions import trading_day_partitions
+from finance_dag.platform.ranged import RANGE_TAG, describe_keys
 from finance_dag.platform.storage import STATIC_DIMENSION, LakeIOManager, LakeResource, lake_path
-from tests.support import PARTS
+from tests.support import PARTS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
 
 
 def test_multi_partitions_put_every_non_time_dimension_first_by_its_own_name():
@@ -59,3 +60,17 @@ def test_the_io_manager_writes_and_loads_by_the_same_rule(tmp_path):
 def test_trading_day_partitions_use_the_date_dimension():
     days = trading_day_partitions(PARTS.trading_days.start.date())
     assert lake_path(dg.AssetKey("daily_bars"), days, "2024-11-29") == "daily_bars/date=2024-11-29.parquet"
+
+
+def test_a_run_names_the_partitions_it_covers(tmp_path, instance):
+    assert describe_keys(["2024-11-27|SPY", "2024-11-29|SPY", "2024-11-27|QQQ"]) == (
+        "2024-11-27..2024-11-29 x 2 symbols (3 partitions)"
+    )
+    assert describe_keys(["2024-11-29"]) == "2024-11-29 (1 partitions)"
+    day = THANKSGIVING_WEEK[1]
+    result = run_job(make_defs(str(tmp_path)), instance, "minute_bars_job", session_rectangle_tags(day, day))
+    symbols = len(PARTS.symbols)
+    assert (
+        instance.get_run_by_id(result.run_id).tags[RANGE_TAG]
+        == f"{day} x {symbols} symbols ({symbols} partitions)"
+    )
