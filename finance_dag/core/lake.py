@@ -126,6 +126,18 @@ class Lake:
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self._abs(rel))
 
+    def modified(self, rel: str) -> float:
+        """When ``rel`` was last written, in epoch seconds (local mtime; S3 ``LastModified``,
+        whole seconds on the server's clock)."""
+        path = self._abs(rel)
+        try:
+            if not self.is_s3:
+                return os.path.getmtime(path)
+            self.fs.invalidate_cache(path)  # another process may have rewritten it
+            return self.fs.info(path)["LastModified"].timestamp()
+        except FileNotFoundError:
+            raise StorageError(f"no file at {self.uri(rel)}") from None
+
     def delete(self, rel: str) -> None:
         if self.exists(rel):
             self.fs.rm(self._abs(rel), recursive=True)
