@@ -13,7 +13,7 @@ from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import load_settings
 from finance_dag.definitions import defs
-from finance_dag.platform.partitions import DomainPartitions, range_tags
+from finance_dag.platform.partitions import DomainPartitions, range_tags, session_range_tags
 
 # Thanksgiving week 2024: a closed Thursday and an early close. `make demo` / `make dev` set
 # FINANCE_DAG_START_DATE / FINANCE_DAG_END_DATE to this window, so the UI shows it as it is.
@@ -41,8 +41,8 @@ def main() -> None:
     print(f"finance_dag demo: {len(sessions)} sessions {DEMO_START} .. {DEMO_END} x {len(symbols)} symbols")
     print(f"  lake: {settings.storage}   environment: {settings.environment}")
     with dg.DagsterInstance.get() as instance:
-        run(instance, "minute_bars_job", parts.session_rectangle_tags(DEMO_START, DEMO_END))
-        run(instance, "daily_market_data_job", range_tags(sessions[0].isoformat(), sessions[-1].isoformat()))
+        run(instance, "minute_bars_job", session_range_tags(DEMO_START, DEMO_END))
+        run(instance, "daily_market_data_job", session_range_tags(DEMO_START, DEMO_END))
         run(instance, "consolidate_job", range_tags(symbols[0], symbols[-1]))
         run(instance, "coverage_report_job")
         report = defs.load_asset_value("coverage_report", instance=instance)
@@ -57,8 +57,8 @@ def main() -> None:
         print(f"  {asset:<18} {lake.uri(asset)}")
     print(f"  {'heatmap':<18} {lake.uri('coverage_report/heatmap.png')}")
     print("\nOpen the UI on these runs:  make dev   (then http://127.0.0.1:3000)")
-    print('In a notebook:  from finance_dag.definitions import defs; defs.load_asset_value("minute_bars", ')
-    print('                partition_key="2024-11-29|SPY")')
+    print("In a notebook:  from finance_dag.definitions import defs")
+    print('                defs.load_asset_value("minute_bars", partition_key="2024-11-29")  # every symbol')
 
 
 if __name__ == "__main__":

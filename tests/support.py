@@ -11,7 +11,7 @@ import dagster as dg
 from finance_dag.core.settings import Settings, load_settings
 from finance_dag.definitions import build_definitions
 from finance_dag.defs.market_data.assets import build_assets
-from finance_dag.platform.partitions import DomainPartitions
+from finance_dag.platform.partitions import DomainPartitions, session_range_tags  # noqa: F401
 from finance_dag.platform.registry import BarVendorsResource, SimulatedMarketResource
 
 THANKSGIVING_WEEK = (date(2024, 11, 27), date(2024, 11, 29))  # a full day, a holiday, an early close
@@ -27,7 +27,6 @@ def settings_for(root: str = "./data", **env: str) -> Settings:
 SETTINGS = settings_for()
 SYMBOLS = SETTINGS.market_data.universe
 PARTS = DomainPartitions(SETTINGS.market_data)
-session_rectangle_tags = PARTS.session_rectangle_tags
 
 
 def market_data_asset(name: str) -> dg.AssetsDefinition:

@@ -18,8 +18,8 @@ import pytest
 
 from finance_dag.definitions import domains
 from finance_dag.platform.contract import COLUMN_LINEAGE, COLUMN_SCHEMA, DOMAIN_TAG
-from finance_dag.platform.storage import asset_lake_path
-from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
+from finance_dag.platform.storage import PARTITION_FILES, asset_lake_path
+from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_range_tags
 
 PACKAGE = Path(__file__).parents[1] / "finance_dag"
 ORCHESTRATION = {"defs", "platform", "definitions.py", "demo.py"}  # the only places Dagster may be imported
@@ -58,7 +58,7 @@ def test_code_versions_follow_the_logic(specs):
 def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_derived(tmp_path, instance):
     defs = make_defs(str(tmp_path / "lake"))
     day = THANKSGIVING_WEEK[1]
-    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(day, day))
+    run_job(defs, instance, "minute_bars_job", session_range_tags(day, day))
     run_job(defs, instance, "daily_market_data_job", {"dagster/partition": day.isoformat()})
     run_job(defs, instance, "consolidate_job", {"dagster/partition": SYMBOLS[0]})
     run_job(defs, instance, "coverage_report_job")
@@ -111,8 +111,9 @@ def snapshot(defs: dg.Definitions) -> dict:
 
     def first_lake_path(key: dg.AssetKey) -> str:
         assets_def = defs.resolve_assets_def(key)
-        keys = assets_def.partitions_def.get_first_partition_key() if assets_def.partitions_def else None
-        return asset_lake_path(assets_def, keys)
+        key = assets_def.partitions_def.get_first_partition_key() if assets_def.partitions_def else None
+        files = assets_def.specs_by_key[assets_def.key].metadata.get(PARTITION_FILES)
+        return str(files).format(partition=key) if files else asset_lake_path(assets_def, key)
 
     graph = defs.resolve_asset_graph()
     return {

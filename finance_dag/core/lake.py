@@ -142,6 +142,12 @@ class Lake:
         if self.exists(rel):
             self.fs.rm(self._abs(rel), recursive=True)
 
+    def glob(self, pattern: str) -> list[str]:
+        """Paths (relative to the root) matching ``pattern``, sorted."""
+        base = self._base.replace(os.sep, "/")
+        self.fs.invalidate_cache(posixpath.dirname(self._abs(pattern.split("*", 1)[0])))
+        return sorted(posixpath.relpath(path, base) for path in self.fs.glob(self._abs(pattern)))
+
     def list_files(self, rel_dir: str, suffix: str = ".parquet") -> list[FileInfo]:
         """Files under ``rel_dir`` (recursively) ending in ``suffix``, sorted by path."""
         base = self._abs(rel_dir)

@@ -239,6 +239,34 @@ def gap_fill(symbols: Sequence[str], days: Sequence[date], vendors: Sequence[Bar
     )
 
 
+def session_summary(result: GapFillResult, day: date, symbols: Sequence[str]) -> pl.DataFrame:
+    """Per symbol of one session: bars kept, regular bars, invalid vendor rows dropped and the
+    vendors that served it (what a person checks first after a gap fill)."""
+    grid = pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String})
+    bars = (
+        result.bars.filter(pl.col("date") == day)
+        .group_by("symbol")
+        .agg(
+            bars=pl.len().cast(pl.Int64),
+            regular_bars=pl.col("regular").sum().cast(pl.Int64),
+            sources=pl.col("source").unique().sort().str.join(","),
+        )
+    )
+    invalid = (
+        result.invalid.filter(ny_date() == day).group_by("symbol").agg(invalid_rows=pl.len().cast(pl.Int64))
+        if result.invalid.height
+        else pl.DataFrame(schema={"symbol": pl.String, "invalid_rows": pl.Int64})
+    )
+    return (
+        grid.join(bars, on="symbol", how="left")
+        .join(invalid, on="symbol", how="left")
+        .with_columns(
+            pl.col("bars", "regular_bars", "invalid_rows").fill_null(0), pl.col("sources").fill_null("")
+        )
+        .select("symbol", "bars", "regular_bars", "invalid_rows", "sources")
+    )
+
+
 def daily_from_minutes(bars: pl.DataFrame) -> pl.DataFrame:
     """Daily OHLCV per symbol and date from regular-session minute bars (sorted by ``ts``)."""
     regular = bars.filter("regular").sort("symbol", "ts")

@@ -33,6 +33,16 @@ class ConsolidationReport:
     rows_by_year: dict[int, int]  # every year file, rebuilt or not
 
 
+def day_path(symbol: str, day: date) -> str:
+    """Lake path of one symbol-day of minute bars."""
+    return partition_path(SOURCE_ASSET, symbol=symbol, date=day.isoformat())
+
+
+def day_glob(day: str) -> str:
+    """Glob of every symbol's file of one session (``day`` may be a ``{partition}`` template)."""
+    return f"{SOURCE_ASSET}/symbol=*/date={day}.parquet"
+
+
 def year_path(symbol: str, year: int) -> str:
     return partition_path(ASSET, symbol=symbol, year=str(year))
 
@@ -73,7 +83,7 @@ def read_day_bars(lake: Lake, symbols: Sequence[str], day: date) -> tuple[pl.Dat
     """
     frames, unreadable = [pl.DataFrame(schema=MINUTE_BAR_SCHEMA)], {}
     for symbol in symbols:
-        path = partition_path(SOURCE_ASSET, symbol=symbol, date=day.isoformat())
+        path = day_path(symbol, day)
         if not lake.exists(path):
             continue
         try:

@@ -1,4 +1,4 @@
-"""Partition factories: XNYS trading days, symbol universes, and their date x symbol product.
+"""Partition factories: XNYS trading days and symbol universes.
 
 Built from settings, never from module globals. A trading-day partition is a daily window on
 weekdays starting at 20:00 New York (when post-market ends) with every XNYS holiday and
@@ -18,7 +18,6 @@ from finance_dag.core.settings import DomainSettings
 
 DATE_FORMAT = "%Y-%m-%d"
 SESSION_DONE = time(20, 0)  # post-market ends: the session's data is complete
-DATE, SYMBOL = "date", "symbol"
 
 
 def _at_close(day: date) -> datetime:
@@ -44,37 +43,22 @@ def trading_day_partitions(start: date, end: date | None = None) -> dg.TimeWindo
 
 
 class DomainPartitions:
-    """The partitions of one domain, built from its settings: days, symbols, date x symbol."""
+    """The partitions of one domain, built from its settings: trading days and symbols."""
 
     def __init__(self, settings: DomainSettings) -> None:
         self.symbols: tuple[str, ...] = settings.universe
         self.trading_days = trading_day_partitions(settings.start_date, settings.end_date)
         self.symbol = dg.StaticPartitionsDefinition(list(self.symbols))
-        self.date_symbol = dg.MultiPartitionsDefinition({DATE: self.trading_days, SYMBOL: self.symbol})
-
-    def session_rectangle_tags(self, first_day: date, last_day: date) -> dict[str, str]:
-        """Range tags for every symbol on every session from ``first_day`` to ``last_day``."""
-        return range_tags(
-            date_symbol_key(first_day, self.symbols[0]), date_symbol_key(last_day, self.symbols[-1])
-        )
 
 
-def split_key(key: str | dg.MultiPartitionKey) -> tuple[date, str]:
-    """``'2024-11-29|SPY'`` (or the key object) to ``(date(2024, 11, 29), 'SPY')``."""
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return date.fromisoformat(dims[DATE]), dims[SYMBOL]
-    day, symbol = key.split("|")
-    return date.fromisoformat(day), symbol
-
-
-def date_symbol_key(day: date, symbol: str) -> str:
-    return f"{day.isoformat()}|{symbol}"
+def session_range_tags(first_day: date, last_day: date) -> dict[str, str]:
+    """Run tags that make one run cover the sessions ``first_day`` to ``last_day``."""
+    return range_tags(first_day.isoformat(), last_day.isoformat())
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
-    """Run tags that make one run cover the partition range ``first...last`` (a rectangle for
-    date x symbol keys), as ``dagster asset materialize --partition-range`` does."""
+    """Run tags that make one run cover the partition range ``first...last``, as
+    ``dagster asset materialize --partition-range`` does."""
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,

@@ -26,18 +26,12 @@ RANGE_TAG = "finance_dag/partitions"  # shown in the runs list: what this run co
 
 
 def describe_keys(keys: Sequence[str]) -> str:
-    """``'2024-11-15..2024-11-29 x 20 symbols (200 partitions)'`` for date|symbol keys, or
-    ``'first..last (n partitions)'``: a run's coverage in one line."""
-    if not keys:
-        return "no partitions"
-    if all("|" in k for k in keys):
-        days = sorted({k.split("|")[0] for k in keys})
-        others = {k.split("|", 1)[1] for k in keys}
-        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-        return f"{span} x {len(others)} symbols ({len(keys)} partitions)"
+    """``'2024-11-15..2024-11-29 (10 partitions)'``: a run's coverage in one line."""
     ordered = sorted(keys)
+    if not ordered:
+        return "no partitions"
     span = ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]}"
-    return f"{span} ({len(keys)} partitions)"
+    return f"{span} ({len(ordered)} partition{'s' if len(ordered) > 1 else ''})"
 
 
 class PartitionWriter:

@@ -27,16 +27,7 @@ from dagster._core.storage.tags import (
 )
 
 from finance_dag.core.lake import Lake
-from finance_dag.platform.storage import LakeResource, asset_lake_path
-
-WRITES_OWN_PARTITIONS = "finance_dag/writes_own_partitions"
-"""Asset metadata: ``True`` when a run writes each partition itself (``PartitionWriter``), so
-the lake file of a partition is the proof it was produced. Without it, a partitioned asset with
-``BackfillPolicy.single_run()`` counts as one."""
-
-PARTITION_FILES = "finance_dag/partition_files"
-"""Asset metadata (as in ``finance_dag.platform.storage``): the glob of a partition stored as
-several files, ``{partition}`` standing for the key."""
+from finance_dag.platform.storage import PARTITION_FILES, LakeResource, asset_lake_path
 
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RUNS_PER_TICK = 20
@@ -45,12 +36,10 @@ CLOCK_SLACK_SECONDS = 1.0  # S3 LastModified is truncated to whole seconds
 
 
 def writes_own_partitions(assets_def: dg.AssetsDefinition) -> bool:
-    """Whether runs of ``assets_def`` write its partitions themselves (see the constant)."""
+    """Whether runs of ``assets_def`` write its partitions themselves: the storage rule says every
+    partitioned asset with ``BackfillPolicy.single_run()`` does (``PartitionWriter``)."""
     if assets_def.partitions_def is None or len(assets_def.keys) != 1:
         return False
-    flag = assets_def.specs_by_key[assets_def.key].metadata.get(WRITES_OWN_PARTITIONS)
-    if flag is not None:
-        return bool(getattr(flag, "value", flag))
     policy = assets_def.backfill_policy
     return policy is not None and policy.max_partitions_per_run is None  # single_run()
 

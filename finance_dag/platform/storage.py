@@ -4,7 +4,9 @@ Storage rule for every domain: the lake path of a partition comes from the asset
 and the partitions definition's own dimension names (``lake_path``):
 ``{asset/key/path}/{dimension=value}/….parquet`` with non-time dimensions first (per-symbol
 scans are cheap) and the trading-day dimension last as ``date=…``. A single static dimension
-is named by the asset's ``finance_dag/partition_dimension`` metadata (``STATIC_DIMENSION``).
+is named by the asset's ``finance_dag/partition_dimension`` metadata (``STATIC_DIMENSION``). A
+partition stored as several files (``minute_bars``: one file per symbol-day of the session)
+names their glob in ``finance_dag/partition_files`` with a ``{partition}`` placeholder.
 
 Which path writes: an asset over a range of partitions (``BackfillPolicy.single_run()``)
 writes its partitions itself through ``finance_dag.platform.ranged.PartitionWriter``; an
@@ -22,6 +24,7 @@ from finance_dag.core.lake import Lake, StorageError, partition_path
 from finance_dag.core.settings import DEFAULT_STORAGE
 
 STATIC_DIMENSION = "finance_dag/partition_dimension"
+PARTITION_FILES = "finance_dag/partition_files"  # glob of a partition stored as several files
 TIME_DIMENSION = "date"
 
 
@@ -92,11 +95,14 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake: LakeResource
 
-    def _path(self, context: dg.InputContext | dg.OutputContext, key: str | None) -> str:
+    @staticmethod
+    def _metadata(context: dg.InputContext | dg.OutputContext) -> dict:
         output = context if isinstance(context, dg.OutputContext) else context.upstream_output
-        metadata = (output.definition_metadata if output is not None else None) or {}
+        return dict((output.definition_metadata if output is not None else None) or {})
+
+    def _path(self, context: dg.InputContext | dg.OutputContext, key: str | None) -> str:
         defn = context.asset_partitions_def if context.has_asset_partitions else None
-        return lake_path(context.asset_key, defn, key, metadata.get(STATIC_DIMENSION))
+        return lake_path(context.asset_key, defn, key, self._metadata(context).get(STATIC_DIMENSION))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -130,6 +136,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: loads one partition at a time, asked for {len(keys)}; "
                 "declare a dep and read the lake in chunks for many"
             )
+        pattern = self._metadata(context).get(PARTITION_FILES)
+        if pattern:
+            files = self.lake.lake.glob(str(pattern).format(partition=keys[0]))
+            if not files:
+                raise StorageError(f"no files match {self.lake.lake.uri(pattern.format(partition=keys[0]))}")
+            return self.lake.lake.read_many(files)
         return self._require(self._path(context, keys[0]))
 
     def _require(self, path: str) -> pl.DataFrame:

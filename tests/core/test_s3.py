@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from finance_dag.core.lake import Lake, StorageError, partition_path
-from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
+from tests.support import SYMBOLS, THANKSGIVING_WEEK, make_defs, run_job, session_range_tags
 
 pytestmark = pytest.mark.s3
 
@@ -24,8 +24,10 @@ def test_s3_round_trip_list_and_replace(s3_bucket):
 def test_minute_bars_materialise_to_s3(s3_bucket, instance):
     defs = make_defs(f"s3://{s3_bucket}/lake")
     first, last = THANKSGIVING_WEEK
-    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(last, last))
-    bars = defs.load_asset_value("minute_bars", partition_key=f"{last}|{SYMBOLS[0]}", instance=instance)
+    run_job(defs, instance, "minute_bars_job", session_range_tags(last, last))
+    session = defs.load_asset_value("minute_bars", partition_key=last.isoformat(), instance=instance)
+    assert set(session["symbol"]) == set(SYMBOLS)
+    bars = session.filter(pl.col("symbol") == SYMBOLS[0])
     assert isinstance(bars, pl.DataFrame) and bars.height > 200
     files = Lake(f"s3://{s3_bucket}/lake").list_files("minute_bars")
     assert len(files) == len(SYMBOLS)

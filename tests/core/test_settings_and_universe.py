@@ -5,7 +5,6 @@ import pytest
 from finance_dag.core.settings import SettingError, load_settings
 from finance_dag.core.universe import DEMO_SYMBOLS, FULL_SYMBOLS, resolve_universe
 from finance_dag.platform import partitions
-from tests.support import PARTS
 
 
 def test_trading_day_partitions_are_exactly_the_sessions():
@@ -38,17 +37,6 @@ def test_a_session_is_offered_only_once_it_has_traded():
     before = defn.get_partition_keys(current_time=datetime(2024, 12, 3, 12, 0, tzinfo=NEW_YORK))
     after = defn.get_partition_keys(current_time=datetime(2024, 12, 3, 20, 1, tzinfo=NEW_YORK))
     assert before[-1] == "2024-12-02" and after[-1] == "2024-12-03"
-
-
-def test_date_symbol_keys_read_date_then_symbol():
-    defn = PARTS.date_symbol
-    assert set(defn.partition_dimension_names) == {"date", "symbol"}
-    key = defn.get_partition_key_from_str("2024-11-29|SPY")
-    assert key.keys_by_dimension == {"date": "2024-11-29", "symbol": "SPY"}
-    assert partitions.split_key("2024-11-29|SPY") == (date(2024, 11, 29), "SPY")
-    assert partitions.split_key(key) == (date(2024, 11, 29), "SPY")
-    assert "2024-11-29|SPY" in defn.get_partition_keys()
-    assert "2024-11-28|SPY" not in defn.get_partition_keys()
 
 
 def test_universe_settings(tmp_path):

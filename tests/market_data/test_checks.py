@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from finance_dag.core.lake import Lake
-from tests.support import SYMBOLS, THANKSGIVING_WEEK, run_job, session_rectangle_tags
+from tests.support import THANKSGIVING_WEEK, run_job, session_range_tags
 
 FIRST, LAST = THANKSGIVING_WEEK
 
@@ -23,36 +23,36 @@ def checks_alone(defs: dg.Definitions, instance, *names: str) -> dict[str, dg.As
 
 
 def test_checks_cover_the_runs_partitions_and_say_which(defs, instance):
-    result = run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
+    result = run_job(defs, instance, "minute_bars_job", session_range_tags(FIRST, LAST))
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(evaluations) == {"unique_timestamps", "ohlc_consistent", "in_session"}
+    assert set(evaluations) == {"unique_timestamps", "ohlc_consistent", "in_session", "every_symbol_served"}
     for evaluation in evaluations.values():
         assert evaluation.passed
-        assert evaluation.metadata["partitions_checked"].value == 2 * len(SYMBOLS)
-        assert evaluation.metadata["first_partition"].value == f"{FIRST}|{sorted(SYMBOLS)[0]}"
-        assert evaluation.metadata["last_partition"].value == f"{LAST}|{sorted(SYMBOLS)[-1]}"
+        assert evaluation.metadata["partitions_checked"].value == 2
+        assert evaluation.metadata["first_partition"].value == FIRST.isoformat()
+        assert evaluation.metadata["last_partition"].value == LAST.isoformat()
 
 
 def test_a_check_runs_on_its_own_over_the_latest_session_and_names_the_bad_partition(
     defs, instance, tmp_path
 ):
-    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(FIRST, LAST))
+    run_job(defs, instance, "minute_bars_job", session_range_tags(FIRST, LAST))
     lake = Lake(str(tmp_path / "lake"))
     path = f"minute_bars/symbol=QQQ/date={LAST}.parquet"
     bars = lake.read_parquet(path)
     lake.write_parquet(path, pl.concat([bars, bars.head(3)]))  # three duplicated minutes
     evaluations = checks_alone(defs, instance, "minute_bars:unique_timestamps", "minute_bars:in_session")
-    assert set(evaluations) == {"unique_timestamps", "in_session"}
+    assert set(evaluations) == {"unique_timestamps", "in_session"}  # run alone, without the others
     duplicates = evaluations["unique_timestamps"]
     assert not duplicates.passed and duplicates.metadata["violations"].value == 3
-    assert duplicates.metadata["partitions_checked"].value == len(SYMBOLS)  # the latest session only
-    assert duplicates.metadata["first_partition"].value.startswith(str(LAST))
+    assert duplicates.metadata["partitions_checked"].value == 1  # the latest session only
+    assert duplicates.metadata["first_partition"].value == LAST.isoformat()
     assert "QQQ" in duplicates.metadata["failing_partitions"].value
     assert evaluations["in_session"].passed
 
 
 def test_the_coverage_check_runs_on_its_own(defs, instance):
-    run_job(defs, instance, "minute_bars_job", session_rectangle_tags(LAST, LAST))
+    run_job(defs, instance, "minute_bars_job", session_range_tags(LAST, LAST))
     run_job(defs, instance, "daily_market_data_job", {"dagster/partition": LAST.isoformat()})
     (evaluation,) = checks_alone(defs, instance, "bar_coverage:coverage_above_threshold").values()
     assert evaluation.severity == dg.AssetCheckSeverity.WARN

@@ -82,7 +82,8 @@ def materialize(fakes, tmp_path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [market_data_asset("minute_bars")],
         resources={"lake": LakeResource(root=str(tmp_path)), "bar_vendors": bar_vendors(fakes)},
-        partition_key=f"{DAY.isoformat()}|{SYMBOL}",
+        partition_key=DAY.isoformat(),
+        run_config={"ops": {"minute_bars": {"config": {"symbols": [SYMBOL]}}}},
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

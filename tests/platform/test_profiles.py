@@ -11,7 +11,7 @@ from finance_dag.core.settings import SettingError
 from finance_dag.definitions import build_definitions, platform_resources
 from finance_dag.defs.market_data.resources import build_resources
 from finance_dag.platform.registry import AlpacaResource, bar_chain, pools, vendor_table
-from tests.support import THANKSGIVING_WEEK, session_rectangle_tags, settings_for
+from tests.support import THANKSGIVING_WEEK, session_range_tags, settings_for
 
 PROD = settings_for(ENV="prod")
 CREDENTIALS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPHAVANTAGE_API_KEY", "FRED_API_KEY")
@@ -44,8 +44,10 @@ def test_prod_settings_reach_every_part_of_the_code_location(tmp_path):
     defs = build_definitions(settings_for(str(tmp_path), ENV="prod", UNIVERSE="AAPL,MSFT"))
     minute_bars = defs.resolve_assets_def("minute_bars")
     assert minute_bars.op.pool == "alpaca_api"
-    symbols = minute_bars.partitions_def.get_partitions_def_for_dimension("symbol")
-    assert symbols.get_partition_keys() == ["AAPL", "MSFT"]
+    assert defs.resolve_assets_def("consolidated_bars").partitions_def.get_partition_keys() == [
+        "AAPL",
+        "MSFT",
+    ]
 
 
 def test_prod_without_credentials_fails_naming_the_variable(tmp_path, instance, monkeypatch):
@@ -55,7 +57,7 @@ def test_prod_without_credentials_fails_naming_the_variable(tmp_path, instance, 
     day = THANKSGIVING_WEEK[1]
     with pytest.raises(Exception, match="ALPACA_API_KEY"):
         defs.resolve_job_def("minute_bars_job").execute_in_process(
-            instance=instance, tags=session_rectangle_tags(day, day)
+            instance=instance, tags=session_range_tags(day, day)
         )
 
 
@@ -65,7 +67,7 @@ def test_an_empty_credential_fails_at_setup_naming_the_variable(tmp_path, instan
     defs = build_definitions(settings_for(str(tmp_path), ENV="prod", BAR_VENDORS="alpaca"))
     day = THANKSGIVING_WEEK[1]
     result = defs.resolve_job_def("minute_bars_job").execute_in_process(
-        instance=instance, tags=session_rectangle_tags(day, day), raise_on_error=False
+        instance=instance, tags=session_range_tags(day, day), raise_on_error=False
     )
     messages = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
     assert "ALPACA_API_KEY" in messages and "secret-value-never-shown" not in messages

@@ -8,7 +8,7 @@ from finance_dag.core.lake import Lake
 from finance_dag.platform.partitions import trading_day_partitions
 from finance_dag.platform.ranged import RANGE_TAG, describe_keys
 from finance_dag.platform.storage import STATIC_DIMENSION, LakeIOManager, LakeResource, lake_path
-from tests.support import PARTS, THANKSGIVING_WEEK, make_defs, run_job, session_rectangle_tags
+from tests.support import PARTS, THANKSGIVING_WEEK, make_defs, run_job, session_range_tags
 
 
 def test_multi_partitions_put_every_non_time_dimension_first_by_its_own_name():
@@ -18,8 +18,9 @@ def test_multi_partitions_put_every_non_time_dimension_first_by_its_own_name():
     assert (
         lake_path(key, defn, "2024-11-29|rsi") == "strategies/backtests/strategy=rsi/date=2024-11-29.parquet"
     )
+    date_symbol = dg.MultiPartitionsDefinition({"date": PARTS.trading_days, "symbol": PARTS.symbol})
     assert (
-        lake_path(dg.AssetKey("minute_bars"), PARTS.date_symbol, "2024-11-29|SPY")
+        lake_path(dg.AssetKey("minute_bars"), date_symbol, "2024-11-29|SPY")
         == "minute_bars/symbol=SPY/date=2024-11-29.parquet"
     )
 
@@ -63,14 +64,10 @@ def test_trading_day_partitions_use_the_date_dimension():
 
 
 def test_a_run_names_the_partitions_it_covers(tmp_path, instance):
-    assert describe_keys(["2024-11-27|SPY", "2024-11-29|SPY", "2024-11-27|QQQ"]) == (
-        "2024-11-27..2024-11-29 x 2 symbols (3 partitions)"
-    )
-    assert describe_keys(["2024-11-29"]) == "2024-11-29 (1 partitions)"
-    day = THANKSGIVING_WEEK[1]
-    result = run_job(make_defs(str(tmp_path)), instance, "minute_bars_job", session_rectangle_tags(day, day))
-    symbols = len(PARTS.symbols)
     assert (
-        instance.get_run_by_id(result.run_id).tags[RANGE_TAG]
-        == f"{day} x {symbols} symbols ({symbols} partitions)"
+        describe_keys(["2024-11-29", "2024-11-27", "2024-12-02"]) == "2024-11-27..2024-12-02 (3 partitions)"
     )
+    assert describe_keys(["2024-11-29"]) == "2024-11-29 (1 partition)"
+    day = THANKSGIVING_WEEK[1]
+    result = run_job(make_defs(str(tmp_path)), instance, "minute_bars_job", session_range_tags(day, day))
+    assert instance.get_run_by_id(result.run_id).tags[RANGE_TAG] == f"{day} (1 partition)"

@@ -22,7 +22,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=build_assets(settings, parts),
         asset_checks=build_checks(settings, parts),
         jobs=build_jobs(),
-        schedules=[build_after_close_schedule(parts)],
+        schedules=[build_after_close_schedule()],
         sensors=[build_refill_sensor(settings), build_automation_sensor()],
         resources=build_resources(settings),
     )

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from finance_dag.core.lake import StorageError
 from finance_dag.core.reports import coverage_heatmap_png, markdown_table
@@ -25,7 +26,7 @@ from finance_dag.market_data.bars import (
     compact_for_storage,
     daily_from_minutes,
     gap_fill,
-    ny_date,
+    session_summary,
     validate_bars,
 )
 from finance_dag.market_data.coverage import (
@@ -39,10 +40,10 @@ from finance_dag.market_data.coverage import (
     tier_counts,
 )
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
-from finance_dag.platform.partitions import DomainPartitions, date_symbol_key, split_key
+from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.registry import BarVendorsResource, bar_chain
-from finance_dag.platform.storage import STATIC_DIMENSION, LakeResource
+from finance_dag.platform.storage import PARTITION_FILES, STATIC_DIMENSION, LakeResource
 
 GROUP = "market_data"
 KINDS = {"polars", "parquet"}
@@ -94,26 +95,24 @@ def _chunks(days: Sequence[date], size: int) -> Iterator[list[date]]:
         yield list(days[i : i + size])
 
 
-def _partition_metadata(part: pl.DataFrame, rejected: pl.DataFrame, preview: bool) -> dict:
-    regular = int(part["regular"].sum()) if part.height else 0
-    metadata = {
-        "regular_bars": regular,
-        "extended_bars": part.height - regular,
-        "bars_by_source": dg.MetadataValue.json(
-            dict(part["source"].value_counts().sort("source").iter_rows())
-        ),
-        "invalid_rows": rejected.height,
+class MinuteBarsConfig(dg.Config):
+    """Which symbols a minute_bars run fetches: the whole universe unless named (the refill
+    sensor names the symbol-days to retry)."""
+
+    symbols: list[str] = Field(default=[], description="Symbols to fetch; empty: the whole universe.")
+
+
+def _session_metadata(summary: pl.DataFrame, failed: dict[str, list[str]], preview: bool) -> dict:
+    """Metadata of one session's partition: totals, failed symbols and a per-symbol table."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": int(summary["bars"].sum()),
+        "regular_bars": int(summary["regular_bars"].sum()),
+        "symbols_written": summary.height,
+        "invalid_rows": int(summary["invalid_rows"].sum()),
+        "symbols_failed": dg.MetadataValue.json(failed),
     }
-    if rejected.height:
-        metadata["invalid_rows_sample"] = dg.MetadataValue.md(
-            markdown_table(
-                rejected.select("source", "ts", "open", "high", "low", "close", "volume", "problem").head(10)
-            )
-        )
-    if preview and part.height:
-        metadata["preview"] = dg.MetadataValue.md(
-            markdown_table(part.filter("regular").head(5).drop("symbol"))
-        )
+    if preview:
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(summary))
     return metadata
 
 
@@ -123,55 +122,64 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     common = dict(group_name=GROUP)
 
     @dg.asset(
-        partitions_def=parts.date_symbol,
+        partitions_def=parts.trading_days,
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bar_chain(settings)[0].pool,
-        code_version=code_version(gap_fill, validate_bars, compact_for_storage),
+        code_version=code_version(gap_fill, validate_bars, compact_for_storage, session_summary),
         freshness_policy=MINUTE_BARS_FRESHNESS,
-        metadata=table_metadata(MINUTE_BAR_SCHEMA, COLUMN_DESCRIPTIONS),
+        metadata={
+            **table_metadata(MINUTE_BAR_SCHEMA, COLUMN_DESCRIPTIONS),
+            PARTITION_FILES: consolidate.day_glob("{partition}"),
+        },
         description=(
-            "Gap-filled 1-minute bars per trading day and symbol, UTC, raw prices. The primary "
-            "vendor is asked first, each fallback only for symbol-days still missing minutes; "
-            "`source` names the vendor of every bar, `regular` flags the regular session. Invalid "
-            "vendor rows are dropped and reported in metadata."
+            "Gap-filled 1-minute bars of every symbol per trading day (one file per symbol-day, "
+            "minute_bars/symbol=S/date=D.parquet), UTC, raw prices. The primary vendor is asked "
+            "first, each fallback only for symbol-days still missing minutes; `source` names the "
+            "vendor of every bar, `regular` flags the regular session. Invalid vendor rows are "
+            "dropped and counted; a symbol-day no vendor serves is named in `symbols_failed` and by "
+            "the `every_symbol_served` check, and refilled by the low-coverage sensor."
         ),
         **common,
     )
     def minute_bars(
-        context: dg.AssetExecutionContext, bar_vendors: BarVendorsResource, lake: LakeResource
+        context: dg.AssetExecutionContext,
+        config: MinuteBarsConfig,
+        bar_vendors: BarVendorsResource,
+        lake: LakeResource,
     ) -> dg.MaterializeResult:
-        requested = [split_key(k) for k in context.partition_keys]
-        days = sorted({d for d, _ in requested})
-        wanted_symbols = list(dict.fromkeys(s for _, s in requested))
-        wanted = set(requested)
+        wanted = config.symbols or list(symbols)
+        unknown = sorted(set(wanted) - set(symbols))
+        if unknown:
+            raise dg.Failure(f"minute_bars config names symbols outside the universe: {', '.join(unknown)}")
+        days = [date.fromisoformat(key) for key in context.partition_keys]
         sources = bar_vendors.sources()
-        with_preview = len(requested) <= PREVIEW_LIMIT
+        with_preview = len(days) <= PREVIEW_LIMIT
         with PartitionWriter(context, lake.lake) as writer:
             for chunk in _chunks(days, CHUNK_SESSIONS):
-                result = gap_fill(wanted_symbols, chunk, sources)
+                result = gap_fill(wanted, chunk, sources)
                 by_day = result.bars.partition_by("symbol", "date", as_dict=True)
-                rejected = result.invalid.with_columns(date=ny_date()).partition_by(
-                    "symbol", "date", as_dict=True
-                )
                 for day in chunk:
-                    for symbol in wanted_symbols:
-                        if (day, symbol) not in wanted:
-                            continue
-                        key = date_symbol_key(day, symbol)
-                        if (symbol, day) in result.failures:
-                            writer.fail(key, result.failures[(symbol, day)])
+                    failed = {s: result.failures[(s, day)] for s in wanted if (s, day) in result.failures}
+                    for symbol in wanted:
+                        if symbol in failed:
                             continue
                         part = by_day.get((symbol, day), result.bars.clear()).drop("date")
-                        bad = rejected.get((symbol, day), result.invalid.clear())
-                        writer.write(
-                            key,
-                            part,
-                            _partition_metadata(part, bad, with_preview),
+                        lake.lake.write_parquet(
+                            consolidate.day_path(symbol, day),
+                            compact_for_storage(part),
                             encodings=BAR_ENCODINGS,
-                            stored=compact_for_storage(part),
                         )
-        return writer.result("got no data from any vendor")
+                    for symbol, reasons in failed.items():
+                        context.log.error(
+                            f"minute_bars {day}|{symbol}: no vendor served it: {'; '.join(reasons)}"
+                        )
+                    if len(failed) == len(wanted):
+                        writer.fail(day.isoformat(), [f"{s}: {'; '.join(r)}" for s, r in failed.items()])
+                        continue
+                    summary = session_summary(result, day, [s for s in wanted if s not in failed])
+                    writer.record(day.isoformat(), _session_metadata(summary, failed, with_preview))
+        return writer.result("got no data from any vendor for any symbol")
 
     def day_bars(
         context: dg.AssetExecutionContext, lake: LakeResource, key: str
@@ -282,9 +290,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         partitions_def=parts.symbol,
-        deps=[
-            dg.AssetDep(minute_bars, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("symbol"))
-        ],
+        deps=[dg.AssetDep(minute_bars, partition_mapping=dg.AllPartitionMapping())],
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=ON_NEW_MINUTE_BARS,

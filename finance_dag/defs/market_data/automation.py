@@ -7,7 +7,6 @@ import dagster as dg
 from finance_dag.core import calendar
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.coverage import refill_candidates
-from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.storage import LakeResource
 
 GROUP = "market_data"
@@ -22,7 +21,7 @@ def build_jobs() -> list:
         dg.define_asset_job(
             "minute_bars_job",
             selection=["minute_bars"],
-            description="Gap-fill minute bars for a date x symbol range (one run for the whole rectangle).",
+            description="Gap-fill minute bars of every symbol for a range of sessions, in one run.",
         ),
         dg.define_asset_job(
             "daily_market_data_job",
@@ -42,7 +41,7 @@ def build_jobs() -> list:
     ]
 
 
-def build_after_close_schedule(parts: DomainPartitions) -> dg.ScheduleDefinition:
+def build_after_close_schedule() -> dg.ScheduleDefinition:
     @dg.schedule(
         job_name="minute_bars_job",
         cron_schedule=AFTER_CLOSE,
@@ -57,7 +56,7 @@ def build_after_close_schedule(parts: DomainPartitions) -> dg.ScheduleDefinition
         day = context.scheduled_execution_time.astimezone(calendar.NEW_YORK).date()
         if not calendar.is_session(day):
             return dg.SkipReason(f"{day.isoformat()} is not an XNYS session")
-        return dg.RunRequest(run_key=day.isoformat(), tags=parts.session_rectangle_tags(day, day))
+        return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
 
     return after_close_schedule
 
@@ -70,8 +69,9 @@ def build_refill_sensor(settings: Settings) -> dg.SensorDefinition:
         minimum_interval_seconds=600,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
-            "Re-requests minute_bars partitions of the last sessions whose coverage is below "
-            "FINANCE_DAG_COVERAGE_THRESHOLD, at most twice each, so vendors can fill late data."
+            "Re-requests the symbol-days of the last sessions whose coverage is below "
+            "FINANCE_DAG_COVERAGE_THRESHOLD (one run per session, naming the symbols), at most twice "
+            "each, so vendors can fill late data."
         ),
     )
     def low_coverage_refill(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
@@ -85,12 +85,23 @@ def build_refill_sensor(settings: Settings) -> dg.SensorDefinition:
             return dg.SensorResult(
                 skip_reason="every recent symbol-day is above threshold or already retried"
             )
+        by_day: dict[str, list[str]] = {}
         for key in keys:
             attempts[key] = attempts.get(key, 0) + 1
+            day, symbol = key.split("|")
+            by_day.setdefault(day, []).append(symbol)
         recent = {f.path.rsplit("date=", 1)[1].removesuffix(".parquet") for f in files}
         attempts = {k: v for k, v in attempts.items() if k.split("|")[0] in recent}
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"refill-{k}-{attempts[k]}", partition_key=k) for k in keys],
+            run_requests=[
+                dg.RunRequest(
+                    run_key="refill-"
+                    + ",".join(f"{day}|{s}-{attempts[f'{day}|{s}']}" for s in sorted(names)),
+                    partition_key=day,
+                    run_config={"ops": {"minute_bars": {"config": {"symbols": sorted(names)}}}},
+                )
+                for day, names in sorted(by_day.items())
+            ],
             cursor=json.dumps(attempts, sort_keys=True),
         )
 

@@ -16,8 +16,8 @@ import polars as pl
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.bars import BAR_SCHEMA, validate_bars
-from finance_dag.market_data.consolidate import read_day_bars
-from finance_dag.platform.partitions import DomainPartitions, split_key
+from finance_dag.market_data.consolidate import day_glob, read_day_bars
+from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.storage import LakeResource, lake_path
 
 MINUTE_BARS = dg.AssetKey("minute_bars")
@@ -41,14 +41,18 @@ BAR_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Every bar lies in its session's extended hours (04:00 NY to close + 4 h).",
         ("outside session",),
     ),
+    "every_symbol_served": (
+        "Every symbol of the universe has a file for each covered session (a symbol-day no vendor "
+        "served has none until the refill sensor fills it).",
+        ("no file",),
+    ),
 }
 
 
 def checked_keys(
     context: dg.AssetCheckExecutionContext, asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition
 ) -> list[str]:
-    """The partitions a check covers: the run's, or the latest materialised session's (every
-    materialised partition of that session)."""
+    """The partitions a check covers: the run's, or the latest materialised session."""
     tags = context.run.tags
     start, end = (
         tags.get("dagster/asset_partition_range_start"),
@@ -59,13 +63,11 @@ def checked_keys(
     if "dagster/partition" in tags:
         return [tags["dagster/partition"]]
     materialized = context.instance.get_materialized_partitions(asset)
-    if not materialized:
-        return []
-    last = max(materialized)  # keys start with the session date
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        day = f"{split_key(last)[0]}|"
-        return sorted(k for k in materialized if k.startswith(day))
-    return [last]
+    return [max(materialized)] if materialized else []
+
+
+def _symbol_of(path: str) -> str:
+    return path.split("symbol=", 1)[1].split("/", 1)[0]
 
 
 def covered(keys: list[str]) -> dict[str, object]:
@@ -89,17 +91,20 @@ def build_checks(settings: Settings, parts: DomainPartitions) -> list[dg.AssetCh
         description="Re-validates the stored minute bars of the covered partitions.",
     )
     def minute_bar_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-        keys = checked_keys(context, MINUTE_BARS, parts.date_symbol)
-        by_day: dict[date, list[str]] = {}
-        for day, symbol in map(split_key, keys):
-            by_day.setdefault(day, []).append(symbol)
+        keys = checked_keys(context, MINUTE_BARS, parts.trading_days)
         problems: Counter[str] = Counter()
         failing: list[pl.DataFrame] = []
         unreadable: dict[str, str] = {}
-        for day, symbols in sorted(by_day.items()):
-            bars, bad_files = read_day_bars(lake.lake, symbols, day)
+        for day in map(date.fromisoformat, keys):
+            bars, bad_files = read_day_bars(lake.lake, parts.symbols, day)
             unreadable |= bad_files
             _, invalid = validate_bars(bars.select(BAR_SCHEMA.names()))
+            present = {_symbol_of(path) for path in lake.lake.glob(day_glob(day.isoformat()))}
+            absent = sorted(set(parts.symbols) - present)
+            invalid = pl.concat(
+                [invalid.select("symbol", "problem"), pl.DataFrame({"symbol": absent, "problem": "no file"})],
+                how="vertical_relaxed",
+            )
             problems.update(dict(invalid["problem"].value_counts().iter_rows()))
             if invalid.height:
                 failing.append(invalid.group_by("symbol", "problem").len().with_columns(date=pl.lit(day)))
