@@ -8,6 +8,7 @@ SCRIPTS = [
     "benchmarks.bench_read",
     "benchmarks.bench_vendor_requests",
     "benchmarks.bench_backfill",
+    "benchmarks.bench_ui_backfill",
 ]
 
 

@@ -24,10 +24,10 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="finance_dag_bench_")
     try:
         root = os.path.join(work, "lake")
-        defs = build_definitions(bench_settings(root))
+        defs = build_definitions(bench_settings(root, UNIVERSE=SYMBOL))
         with dg.instance_for_test() as instance:
             for job, tags in (
-                ("minute_bars_job", range_tags(f"{YEAR}-01-02|{SYMBOL}", f"{YEAR}-12-31|{SYMBOL}")),
+                ("minute_bars_job", range_tags(f"{YEAR}-01-02", f"{YEAR}-12-31")),
                 ("consolidate_job", range_tags(SYMBOL, SYMBOL)),
             ):
                 defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, run_config=QUIET)

@@ -9,6 +9,7 @@ millisecond timestamps as microseconds, so readers always see the canonical type
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -55,6 +56,7 @@ class Lake:
             self.fs = LocalFileSystem()
             self._base = os.path.abspath(self.root)
             self.endpoint = None
+        self._folders: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -106,16 +108,23 @@ class Lake:
         if self.is_s3:
             self.fs.pipe_file(target, data)  # one PUT: S3 objects appear whole
             return
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.makedirs(self._abs(TMP_DIR), exist_ok=True)
+        self._makedirs(os.path.dirname(target))
+        self._makedirs(self._abs(TMP_DIR))
         tmp = self._abs(f"{TMP_DIR}/{uuid.uuid4().hex}.tmp")  # same filesystem: os.replace is atomic
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+            raise
+
+    def _makedirs(self, folder: str) -> None:
+        """Create ``folder`` once per lake object (thousands of writes share a few folders)."""
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
 
     def read_bytes(self, rel: str) -> bytes:
         try:
@@ -141,6 +150,7 @@ class Lake:
     def delete(self, rel: str) -> None:
         if self.exists(rel):
             self.fs.rm(self._abs(rel), recursive=True)
+            self._folders.clear()
 
     def glob(self, pattern: str) -> list[str]:
         """Paths (relative to the root) matching ``pattern``, sorted."""
@@ -172,8 +182,10 @@ class Lake:
         frame: pl.DataFrame,
         metadata: Mapping[str, str] | None = None,
         encodings: Mapping[str, str] | None = None,
+        compression_level: int = 9,
     ) -> int:
-        """Write ``frame`` as zstd parquet at ``rel`` atomically; returns bytes written."""
+        """Write ``frame`` as zstd parquet at ``rel`` atomically; returns bytes written. Files
+        written once and read often (the research layout) pay for a higher ``compression_level``."""
         import pyarrow.parquet as pq
 
         table = frame.to_arrow()
@@ -182,7 +194,7 @@ class Lake:
             buffer,
             table.schema,
             compression="zstd",
-            compression_level=9,
+            compression_level=compression_level,
             store_decimal_as_integer=True,
             use_dictionary=[c for c in table.column_names if c not in (encodings or {})],
             column_encoding=dict(encodings) if encodings else None,

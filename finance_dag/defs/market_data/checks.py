@@ -16,7 +16,7 @@ import polars as pl
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.bars import BAR_SCHEMA, validate_bars
-from finance_dag.market_data.consolidate import day_glob, read_day_bars
+from finance_dag.market_data.consolidate import day_path, read_day_bars
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.storage import LakeResource, lake_path
 
@@ -66,10 +66,6 @@ def checked_keys(
     return [max(materialized)] if materialized else []
 
 
-def _symbol_of(path: str) -> str:
-    return path.split("symbol=", 1)[1].split("/", 1)[0]
-
-
 def covered(keys: list[str]) -> dict[str, object]:
     ordered = sorted(keys)
     return {
@@ -99,8 +95,7 @@ def build_checks(settings: Settings, parts: DomainPartitions) -> list[dg.AssetCh
             bars, bad_files = read_day_bars(lake.lake, parts.symbols, day)
             unreadable |= bad_files
             _, invalid = validate_bars(bars.select(BAR_SCHEMA.names()))
-            present = {_symbol_of(path) for path in lake.lake.glob(day_glob(day.isoformat()))}
-            absent = sorted(set(parts.symbols) - present)
+            absent = [s for s in parts.symbols if not lake.lake.exists(day_path(s, day))]
             invalid = pl.concat(
                 [invalid.select("symbol", "problem"), pl.DataFrame({"symbol": absent, "problem": "no file"})],
                 how="vertical_relaxed",
