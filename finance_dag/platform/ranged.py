@@ -42,6 +42,7 @@ class PartitionWriter:
         self.lake = lake
         self.written: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, list[str]] = {}
+        self.flushed: set[str] = set()
         if RANGE_TAG not in context.run.tags:
             context.instance.add_run_tags(context.run_id, {RANGE_TAG: describe_keys(context.partition_keys)})
 
@@ -50,7 +51,7 @@ class PartitionWriter:
 
     def __exit__(self, kind, error, traceback) -> None:
         if error is not None:
-            self._record_written()  # what is in the lake stays materialised; the rest is missing
+            self.flush()  # what is in the lake stays materialised; the rest is missing
 
     def path(self, key: str | None) -> str:
         return asset_lake_path(self.context.assets_def, key)
@@ -84,16 +85,25 @@ class PartitionWriter:
     def fail(self, key: str, reasons: Sequence[str]) -> None:
         self.failed[key] = list(reasons)
 
-    def _record_written(self) -> None:
+    def flush(self) -> None:
+        """Record the partitions written so far as materialised now, not at the end of the step:
+        called between chunks, so a run killed without cleanup (SIGKILL, OOM) loses at most the
+        chunk in flight (``recover_killed_runs`` then records that chunk's complete partitions).
+        The step records every partition again when it ends, which costs one extra event per
+        partition of the earlier chunks."""
         for key, metadata in self.written.items():
-            self.context.log_event(
-                dg.AssetMaterialization(asset_key=self.context.asset_key, partition=key, metadata=metadata)
-            )
+            if key not in self.flushed:
+                self.context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=self.context.asset_key, partition=key, metadata=metadata
+                    )
+                )
+                self.flushed.add(key)
 
     def result(self, why: str, **kwargs: Any) -> dg.MaterializeResult:
         """The step's result; raises ``dg.Failure`` naming each failed partition, if any."""
         if self.failed:
-            self._record_written()
+            self.flush()
             lines = [f"{key}: {'; '.join(reasons)}" for key, reasons in sorted(self.failed.items())]
             total = len(self.written) + len(self.failed)
             raise dg.Failure(

@@ -217,3 +217,32 @@ def test_a_corrupt_day_file_costs_only_its_own_partitions_and_is_named(defs, ins
         failure.event_specific_data.error
     )
     assert instance.get_materialized_partitions(dg.AssetKey("consolidated_bars")) == set(SYMBOLS) - {"XLE"}
+
+
+def test_a_chunk_is_recorded_before_the_next_starts_so_a_hard_kill_loses_one_chunk_at_most(
+    lake_root, instance, monkeypatch
+):
+    """SIGKILL runs no cleanup: with that path disabled, a kill in the second chunk still leaves
+    the first chunk's sessions recorded."""
+    from finance_dag.defs.market_data import assets
+    from finance_dag.platform.ranged import PartitionWriter
+
+    monkeypatch.setattr(assets, "CHUNK_SESSIONS", 1)
+    monkeypatch.setattr(PartitionWriter, "__exit__", lambda self, *exc: None)  # no cleanup on a kill
+    defs = make_defs(lake_root)
+    real_write = Lake.write_bytes
+    seen = {"n": 0}
+
+    def killed_in_the_second_session(self, rel, data):
+        if f"date={LAST}" in rel:
+            seen["n"] += 1
+            if seen["n"] == 3:
+                raise KeyboardInterrupt("SIGKILL")
+        real_write(self, rel, data)
+
+    monkeypatch.setattr(Lake, "write_bytes", killed_in_the_second_session)
+    with pytest.raises(KeyboardInterrupt):
+        defs.resolve_job_def("minute_bars_job").execute_in_process(
+            instance=instance, tags=session_range_tags(FIRST, LAST)
+        )
+    assert instance.get_materialized_partitions(MINUTE_BARS) == {FIRST.isoformat()}

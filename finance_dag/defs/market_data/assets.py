@@ -156,7 +156,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         sources = bar_vendors.sources()
         with_preview = len(days) <= PREVIEW_LIMIT
         with PartitionWriter(context, lake.lake) as writer:
-            for chunk in _chunks(days, CHUNK_SESSIONS):
+            for number, chunk in enumerate(_chunks(days, CHUNK_SESSIONS)):
+                if number:
+                    writer.flush()  # the previous chunk's sessions are recorded before this one starts
                 result = gap_fill(wanted, chunk, sources)
                 by_day = result.bars.partition_by("symbol", "date", as_dict=True)
                 for day in chunk:
