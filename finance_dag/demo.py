@@ -46,12 +46,17 @@ def main() -> None:
         run(instance, "consolidate_job", range_tags(symbols[0], symbols[-1]))
         run(instance, "coverage_report_job")
         report = defs.load_asset_value("coverage_report", instance=instance)
+        daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
     lake = Lake(settings.storage)
     print("\nCoverage by tier:")
     for tier, count in report.group_by("tier").len().sort("tier").iter_rows():
         print(f"  {tier:<10} {count}")
     ready = report.filter("ready")["symbol"].to_list()
     print(f"Ready for research (>= 85 %): {len(ready)} symbols: {', '.join(ready)}")
+    closes = daily.sort("symbol").head(8).select("symbol", "close").iter_rows()
+    print(
+        f"Closes on {DEMO_END} (synthetic, near real levels): " + ", ".join(f"{s} {c:.2f}" for s, c in closes)
+    )
     print("\nOutputs:")
     for asset in ("minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report"):
         print(f"  {asset:<18} {lake.uri(asset)}")

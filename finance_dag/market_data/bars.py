@@ -18,15 +18,12 @@ import polars as pl
 from finance_dag.core import calendar
 
 UTC_MINUTE = pl.Datetime("us", "UTC")
+OHLCV = {"open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Int64}
 BAR_SCHEMA = pl.Schema(
     {
         "symbol": pl.String,
         "ts": UTC_MINUTE,
-        "open": pl.Float64,
-        "high": pl.Float64,
-        "low": pl.Float64,
-        "close": pl.Float64,
-        "volume": pl.Int64,
+        **OHLCV,
         "vwap": pl.Float64,
         "trade_count": pl.Int64,
         "source": pl.String,
@@ -36,17 +33,7 @@ BAR_SCHEMA = pl.Schema(
 MINUTE_BAR_SCHEMA = pl.Schema({**BAR_SCHEMA, "regular": pl.Boolean})
 REQUIRED = ("symbol", "ts", "open", "high", "low", "close", "volume")
 DAILY_BAR_SCHEMA = pl.Schema(
-    {
-        "symbol": pl.String,
-        "date": pl.Date,
-        "open": pl.Float64,
-        "high": pl.Float64,
-        "low": pl.Float64,
-        "close": pl.Float64,
-        "volume": pl.Int64,
-        "vwap": pl.Float64,
-        "bars": pl.UInt32,
-    }
+    {"symbol": pl.String, "date": pl.Date, **OHLCV, "vwap": pl.Float64, "bars": pl.UInt32}
 )
 # What each stored column means, with its unit (the assets' column schemas are built from these).
 COLUMN_DESCRIPTIONS: dict[str, str] = {

@@ -77,6 +77,12 @@ class SymbolProfile:
     minute_volume: float  # mean shares per regular minute
 
 
+def _level_jitter(seed: int, symbol: str) -> float:
+    """About 1 % of deterministic noise on the anchor, so rounded levels do not close on round
+    numbers (its own random stream: the other draws of a profile are unchanged)."""
+    return float(np.exp(0.01 * np.random.default_rng([seed, 6, _symbol_id(symbol)]).standard_normal()))
+
+
 def _symbol_id(symbol: str) -> int:
     return zlib.crc32(symbol.encode())
 
@@ -103,7 +109,7 @@ class SimulatedMarket:
         return SymbolProfile(
             exposures=np.concatenate([[beta], style]),
             specific_vol=float(rng.uniform(0.008, 0.025)),
-            anchor_price=float(APPROX_CLOSES.get(symbol, random_level)),
+            anchor_price=float(APPROX_CLOSES.get(symbol, random_level) * _level_jitter(self.seed, symbol)),
             trade_probability=float(1.0 - 0.55 * thin),
             minute_volume=float(np.exp(rng.uniform(np.log(300), np.log(60_000))) * (1 - thin)),
         )

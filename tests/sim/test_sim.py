@@ -113,10 +113,11 @@ def test_price_levels_are_deterministic_per_seed_and_symbol(market):
     other = SimulatedMarket(8).daily_prices(symbols, start, end)
     spy = pl.col("symbol") == "SPY"
     assert not first.filter(spy).equals(other.filter(spy))
-    # SPY is pinned to its anchor whatever the seed; an unknown symbol's level is random.
+    # SPY closes within a few percent of its real level whatever the seed, never on the round
+    # table value; an unknown symbol's level is random.
     anchor = date(2024, 11, 29)
     pinned = [SimulatedMarket(s).daily_prices(["SPY", "SIM001"], anchor, anchor) for s in (7, 8)]
-    assert pinned[0]["close"][0] == pinned[1]["close"][0] == 602.0
+    assert all(abs(p["close"][0] / 602.0 - 1) < 0.04 and p["close"][0] != 602.0 for p in pinned)
     assert pinned[0]["close"][1] != pinned[1]["close"][1]
 
 
