@@ -11,7 +11,6 @@ on top. Target: UI wall time <= 1.5 x CLI, in one run.
     .venv/bin/python -m benchmarks.bench_ui_backfill
 """
 
-import logging
 import os
 import subprocess
 import sys
@@ -20,71 +19,21 @@ import time
 from datetime import date
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.workspace.load_target import ModuleTarget
-from dagster._daemon.backfill import execute_backfill_iteration
-from dagster_graphql.test.utils import execute_dagster_graphql
 
 from benchmarks.common import verdict
 from finance_dag.core import calendar
+from finance_dag.platform.ui_backfill import INSTANCE_OVERRIDES, ui_backfill
 
 FIRST, LAST = "2024-11-15", "2024-11-29"
 TARGET = 1.5
 SELECTIONS = {"minute_bars": ["minute_bars"], "daily": ["daily_bars", "bar_coverage"]}
-MUTATION = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-  }
-}"""
-FINISHED = {
-    BulkActionStatus.COMPLETED,
-    BulkActionStatus.COMPLETED_SUCCESS,
-    BulkActionStatus.COMPLETED_FAILED,
-    BulkActionStatus.FAILED,
-    BulkActionStatus.CANCELED,
-}
-RUN_FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-INSTANCE = {
-    "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
-    "concurrency": {"pools": {"default_limit": 1}},
-    "telemetry": {"enabled": False},
-}
 
 
 def environment(lake: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FINANCE_DAG_")}
     return {**clean, "FINANCE_DAG_STORAGE": lake, "FINANCE_DAG_START_DATE": "2024-11-01"}
-
-
-def ui_backfill(wpc, assets: list[str], partitions: list[str]) -> tuple[float, int, str]:
-    """Launch as the materialise dialog does; drive the daemon until done: (seconds, runs, status)."""
-    started = time.perf_counter()
-    params = {
-        "tags": [{"key": "dagster/from_ui", "value": "true"}],
-        "assetSelection": [{"path": [a]} for a in assets],
-        "partitionNames": partitions,
-        "fromFailure": False,
-    }
-    answer = execute_dagster_graphql(wpc.create_request_context(), MUTATION, {"backfillParams": params})
-    launched = answer.data["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-    instance = wpc.instance
-    while instance.get_backfill(backfill_id).status not in FINISHED:
-        list(execute_backfill_iteration(wpc, logging.getLogger("BackfillDaemon")))
-        while any(
-            r.status not in RUN_FINISHED
-            for r in instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
-        ):
-            time.sleep(0.05)
-    runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
-    return time.perf_counter() - started, len(runs), instance.get_backfill(backfill_id).status.value
 
 
 def cli_range(env: dict[str, str], assets: list[str]) -> float:
@@ -111,18 +60,21 @@ def main() -> int:
         os.makedirs(os.path.join(work, "home_ui"))
         target = ModuleTarget("finance_dag.definitions", None, os.getcwd(), "finance_dag")
         with (
-            dg.instance_for_test(temp_dir=os.path.join(work, "home_ui"), overrides=INSTANCE) as instance,
+            dg.instance_for_test(
+                temp_dir=os.path.join(work, "home_ui"), overrides=INSTANCE_OVERRIDES
+            ) as instance,
             create_test_daemon_workspace_context(target, instance) as wpc,
         ):
             error = wpc.create_request_context().get_code_location_error("finance_dag")
             assert error is None, error
             for name, assets in SELECTIONS.items():
-                seconds, runs, status = ui_backfill(wpc, assets, sessions)
+                outcome = ui_backfill(wpc, assets, sessions)
+                seconds, runs, status = outcome.seconds, outcome.runs, outcome.status
                 print(
                     f"{name}: {len(sessions)} sessions x 20 symbols; UI backfill {seconds:.1f} s in {runs} run(s) "
                     f"({status}); CLI --partition-range {cli[name]:.1f} s"
                 )
-                ok &= runs == 1 and status == BulkActionStatus.COMPLETED_SUCCESS.value
+                ok &= runs == 1 and status == "COMPLETED_SUCCESS"
                 ok &= verdict(f"{name} UI backfill / CLI range run", seconds / cli[name], TARGET, "x")
     return 0 if ok else 1
 
