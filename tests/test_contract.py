@@ -49,6 +49,14 @@ def test_every_asset_carries_the_contract(specs):
             assert spec.freshness_policy is not None, f"{name}: no freshness expectation"
 
 
+def test_a_fixed_historical_window_expects_no_freshness(tmp_path):
+    from finance_dag.definitions import build_definitions
+    from tests.support import settings_for
+
+    demo = build_definitions(settings_for(str(tmp_path), START_DATE="2024-11-15", END_DATE="2024-11-29"))
+    assert all(spec.freshness_policy is None for spec in demo.resolve_all_asset_specs())
+
+
 def test_code_versions_follow_the_logic(specs):
     """The version is a hash of the pure functions an asset calls: distinct per asset."""
     versions = {spec.key.to_user_string(): spec.code_version for spec in specs}

@@ -127,7 +127,8 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bar_chain(settings)[0].pool,
         code_version=code_version(gap_fill, validate_bars, compact_for_storage, session_summary),
-        freshness_policy=MINUTE_BARS_FRESHNESS,
+        # a fixed historical window (the demo's FINANCE_DAG_END_DATE) has nothing to keep current
+        freshness_policy=MINUTE_BARS_FRESHNESS if settings.market_data.end_date is None else None,
         metadata={
             **table_metadata(MINUTE_BAR_SCHEMA, COLUMN_DESCRIPTIONS),
             PARTITION_FILES: consolidate.day_glob("{partition}"),
