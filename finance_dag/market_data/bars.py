@@ -291,22 +291,35 @@ BAR_ENCODINGS = {
 }
 
 
+ON_CENTS = pl.all_horizontal(
+    (pl.col(c) * 100 - (pl.col(c) * 100).round()).abs().max() < 1e-6 for c in PRICE_COLUMNS
+)  # every price a whole number of cents (per frame, or per group in an aggregation)
+
+
+def _compacted(bars: pl.DataFrame, on_cents: bool | None) -> pl.DataFrame:
+    price_type = pl.Decimal(9, 2) if on_cents in (True, None) else pl.Decimal(14, 4)
+    return bars.with_columns(
+        *(pl.col(c).round(price_type.scale).cast(price_type) for c in PRICE_COLUMNS),
+        pl.col("vwap").round(4).cast(pl.Decimal(14, 4)),
+        pl.col("ts").dt.cast_time_unit("ms"),
+    )
+
+
 def compact_for_storage(bars: pl.DataFrame) -> pl.DataFrame:
     """Exact decimal prices (cents, or 1/10000 when any price is sub-penny) and ms timestamps.
 
     Integers delta-encode to about a byte per price where floats would cost eight; the lake
     reads them back as ``Float64`` (see ``finance_dag.core.lake.canonical_types``).
     """
-    prices = bars.select(PRICE_COLUMNS)
-    on_cents = prices.select(
-        pl.all_horizontal(
-            (pl.col(c) * 100 - (pl.col(c) * 100).round()).abs().max() < 1e-6 for c in PRICE_COLUMNS
-        )
-    ).item()
-    price_type = pl.Decimal(9, 2) if on_cents in (True, None) else pl.Decimal(14, 4)
-    scale = price_type.scale
-    return bars.with_columns(
-        *(pl.col(c).round(scale).cast(price_type) for c in PRICE_COLUMNS),
-        pl.col("vwap").round(4).cast(pl.Decimal(14, 4)),
-        pl.col("ts").dt.cast_time_unit("ms"),
-    )
+    return _compacted(bars, bars.select(ON_CENTS).item())
+
+
+def compact_symbol_days(bars: pl.DataFrame) -> dict[tuple[str, date], pl.DataFrame]:
+    """``compact_for_storage`` of every (symbol, date) group of ``bars`` (which carry ``date``),
+    without ``date``: the same frames, computed once per price scale instead of once per file."""
+    scales = bars.group_by("symbol", "date").agg(on_cents=ON_CENTS)
+    out: dict[tuple[str, date], pl.DataFrame] = {}
+    for on_cents, keys in scales.partition_by("on_cents", as_dict=True, include_key=False).items():
+        group = bars.join(keys, on=["symbol", "date"], how="semi")
+        out |= _compacted(group, on_cents[0]).partition_by("symbol", "date", as_dict=True)
+    return {key: frame.drop("date") for key, frame in out.items()}

@@ -163,3 +163,29 @@ def test_a_vendor_error_fails_its_symbol_days_and_the_fallback_still_serves():
     assert result.failures == {}
     alone = gap_fill(["SPY"], [DAY], [Broken()])
     assert alone.failures == {("SPY", DAY): ["broken: response lacks column(s) volume"]}
+
+
+def test_compacting_symbol_days_together_gives_each_file_what_compacting_it_alone_gives(market):
+    from finance_dag.market_data.bars import compact_symbol_days
+    from finance_dag.sim.vendors import SimulatedVendor
+
+    days = [date(2024, 11, 27), date(2024, 11, 29)]
+    result = gap_fill(["SPY", "QQQ"], days, [SimulatedVendor(market, "sim_alpaca")])
+    sub_penny = result.bars.with_columns(  # QQQ on the 29th gets a sub-penny price
+        close=pl.when(
+            (pl.col("symbol") == "QQQ")
+            & (pl.col("date") == days[1])
+            & (pl.col("ts") == pl.col("ts").min().over("symbol", "date"))
+        )
+        .then(pl.col("close") + 0.0012)
+        .otherwise(pl.col("close"))
+    )
+    together = compact_symbol_days(sub_penny)
+    assert set(together) == {(s, d) for s in ("SPY", "QQQ") for d in days}
+    for (symbol, day), frame in together.items():
+        alone = compact_for_storage(
+            sub_penny.filter((pl.col("symbol") == symbol) & (pl.col("date") == day)).drop("date")
+        )
+        assert frame.equals(alone) and frame.schema == alone.schema, (symbol, day)
+    assert together[("QQQ", days[1])].schema["close"] == pl.Decimal(14, 4)
+    assert together[("SPY", days[1])].schema["close"] == pl.Decimal(9, 2)

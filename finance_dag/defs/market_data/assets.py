@@ -24,6 +24,7 @@ from finance_dag.market_data.bars import (
     DAILY_BAR_SCHEMA,
     MINUTE_BAR_SCHEMA,
     compact_for_storage,
+    compact_symbol_days,
     daily_from_minutes,
     gap_fill,
     session_summary,
@@ -126,7 +127,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bar_chain(settings)[0].pool,
-        code_version=code_version(gap_fill, validate_bars, compact_for_storage, session_summary),
+        code_version=code_version(gap_fill, validate_bars, compact_symbol_days, session_summary),
         # a fixed historical window (the demo's FINANCE_DAG_END_DATE) has nothing to keep current
         freshness_policy=MINUTE_BARS_FRESHNESS if settings.market_data.end_date is None else None,
         metadata={
@@ -161,16 +162,16 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 if number:
                     writer.flush()  # the previous chunk's sessions are recorded before this one starts
                 result = gap_fill(wanted, chunk, sources)
-                by_day = result.bars.partition_by("symbol", "date", as_dict=True)
+                stored = compact_symbol_days(result.bars)
+                empty = compact_for_storage(result.bars.clear().drop("date"))  # a day with no bars
                 for day in chunk:
                     failed = {s: result.failures[(s, day)] for s in wanted if (s, day) in result.failures}
                     for symbol in wanted:
                         if symbol in failed:
                             continue
-                        part = by_day.get((symbol, day), result.bars.clear()).drop("date")
                         lake.lake.write_parquet(
                             consolidate.day_path(symbol, day),
-                            compact_for_storage(part),
+                            stored.get((symbol, day), empty),
                             encodings=BAR_ENCODINGS,
                         )
                     for symbol, reasons in failed.items():
