@@ -57,8 +57,20 @@ def test_a_fixed_historical_window_expects_no_freshness(tmp_path):
     assert all(spec.freshness_policy is None for spec in demo.resolve_all_asset_specs())
 
 
-def test_code_versions_follow_the_logic(specs):
-    """The version is a hash of the pure functions an asset calls: distinct per asset."""
+def test_code_versions_follow_the_logic(specs, tmp_path, monkeypatch):
+    """The version hashes the modules holding an asset's logic: an edit there changes it."""
+    import importlib
+    import sys
+
+    from finance_dag.platform.contract import code_version
+
+    (tmp_path / "logic_probe.py").write_text("def rule(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe = importlib.import_module("logic_probe")
+    before = code_version("asset", probe)
+    (tmp_path / "logic_probe.py").write_text("def rule(x):\n    return x + 2\n")
+    del sys.modules["logic_probe"]
+    assert code_version("asset", importlib.import_module("logic_probe")) != before
     versions = {spec.key.to_user_string(): spec.code_version for spec in specs}
     assert len(set(versions.values())) == len(versions)
 

@@ -1,8 +1,8 @@
 """The asset contract every domain follows, and helpers that make it cheap to keep.
 
 Every asset has a description, its domain as group, kinds, owners, a code version that
-changes when the logic producing it changes (``code_version`` hashes the source of the
-functions it calls), domain tags, and for lake tables a column schema generated from the
+changes when the logic producing it changes (``code_version`` hashes the source of the pure
+modules whose logic it runs, callees included), domain tags, and for lake tables a column schema generated from the
 polars schema it writes (``table_schema``) and column lineage where columns derive from an
 upstream asset's columns (``column_lineage``). ``tests/test_contract.py`` checks all of it for
 every asset of every domain; ``definitions.apply_policies`` fills owners and tags.
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from types import ModuleType
 
 import dagster as dg
 import polars as pl
@@ -23,11 +24,12 @@ COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"
 
 
-def code_version(*logic: Callable[..., object]) -> str:
-    """A short hash of the source of ``logic``: it changes whenever one of them changes."""
-    digest = hashlib.sha1()
-    for fn in logic:
-        digest.update(inspect.getsource(fn).encode())
+def code_version(asset: str, *logic: ModuleType) -> str:
+    """A short hash of ``asset``'s name and the source of the modules holding its logic: it
+    changes whenever that logic changes (and, conservatively, when their docs do)."""
+    digest = hashlib.sha1(asset.encode())
+    for module in sorted(logic, key=lambda m: m.__name__):
+        digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:12]
 
 

@@ -14,10 +14,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from finance_dag.core import reports
 from finance_dag.core.lake import StorageError
 from finance_dag.core.reports import coverage_heatmap_png, markdown_table
 from finance_dag.core.settings import Settings
+from finance_dag.market_data import bars as bars_logic
 from finance_dag.market_data import consolidate
+from finance_dag.market_data import coverage as coverage_logic
 from finance_dag.market_data.bars import (
     BAR_ENCODINGS,
     COLUMN_DESCRIPTIONS,
@@ -28,7 +31,6 @@ from finance_dag.market_data.bars import (
     daily_from_minutes,
     gap_fill,
     session_summary,
-    validate_bars,
 )
 from finance_dag.market_data.coverage import (
     COLUMN_DESCRIPTIONS as COVERAGE_COLUMNS,
@@ -127,7 +129,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bar_chain(settings)[0].pool,
-        code_version=code_version(gap_fill, validate_bars, compact_symbol_days, session_summary),
+        code_version=code_version("minute_bars", bars_logic),
         # a fixed historical window (the demo's FINANCE_DAG_END_DATE) has nothing to keep current
         freshness_policy=MINUTE_BARS_FRESHNESS if settings.market_data.end_date is None else None,
         metadata={
@@ -206,7 +208,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         **per_session,
-        code_version=code_version(daily_from_minutes, consolidate.read_day_bars),
+        code_version=code_version("daily_bars", bars_logic, consolidate),
         metadata=table_metadata(DAILY_BAR_SCHEMA, COLUMN_DESCRIPTIONS),
         description="Daily OHLCV per symbol built from each session's regular-hours minute bars.",
     )
@@ -229,7 +231,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         **per_session,
-        code_version=code_version(daily_coverage, consolidate.read_day_bars),
+        code_version=code_version("bar_coverage", coverage_logic, bars_logic, consolidate),
         metadata=table_metadata(COVERAGE_SCHEMA, COVERAGE_COLUMNS),
         description=(
             "Per session and symbol: distinct regular-session minutes with a bar, expected minutes "
@@ -257,7 +259,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         deps=[bar_coverage],
         kinds={"polars", "parquet", "matplotlib"},
         automation_condition=ON_NEW_MINUTE_BARS,
-        code_version=code_version(coverage_summary, tier_counts, coverage_heatmap_png),
+        code_version=code_version("coverage_report", coverage_logic, reports),
         metadata=table_metadata(SUMMARY_SCHEMA, COVERAGE_COLUMNS),
         description=(
             "Coverage per symbol over every materialised session, with tiers EXCELLENT >= 95 %, "
@@ -298,7 +300,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=ON_NEW_MINUTE_BARS,
-        code_version=code_version(consolidate.consolidate_symbol),
+        code_version=code_version("consolidated_bars", consolidate, bars_logic),
         metadata={**table_metadata(MINUTE_BAR_SCHEMA, COLUMN_DESCRIPTIONS), STATIC_DIMENSION: "symbol"},
         description=(
             "The lake compacted for research: one parquet file per symbol and year "
