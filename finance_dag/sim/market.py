@@ -5,8 +5,9 @@ numbers whatever batch they are asked in, so re-running a partition is idempoten
 loopback vendor fakes can serve exactly what ``SimulatedMarket`` serves.
 
 Daily log returns follow ``r = mu + beta * f_market + sum_k x_k * f_k + s * e`` over the
-factors in ``FACTORS``; true exposures (``exposures``) and factor returns (``factor_returns``)
-are kept so later risk models can be validated against them. Minute bars follow a Brownian
+factors in ``FACTORS``, plus the planted lending term of ``finance_dag.sim.lending`` (returns
+that follow high-utilisation fee shocks); true exposures (``exposures``), factor returns
+(``factor_returns``) and the lending truth are kept so models can be validated against them. Minute bars follow a Brownian
 bridge from the day's open to its close, with U-shaped volume, minutes without trades for
 thinly traded names, sparse pre/post-market bars, and per-vendor outages and bad ticks.
 
@@ -34,6 +35,7 @@ import polars as pl
 
 from finance_dag.core import calendar
 from finance_dag.market_data.bars import BAR_SCHEMA
+from finance_dag.sim.lending import SimulatedLending
 from finance_dag.sim.price_levels import APPROX_CLOSES, LEVELS_DATE
 
 FACTORS: tuple[str, ...] = ("market", "size", "value", "momentum", "volatility", "liquidity")
@@ -97,6 +99,7 @@ class SimulatedMarket:
         self._index = {d: i for i, d in enumerate(table)}
         draws = np.random.default_rng([seed, 1]).standard_normal((len(table), len(FACTORS)))
         self._factor_returns = _FACTOR_MEAN + draws * _FACTOR_VOL
+        self.lending = SimulatedLending(seed)
 
     # ---- the factor model -------------------------------------------------------------
     @lru_cache(maxsize=8192)  # noqa: B019 - the market lives as long as the process
@@ -147,7 +150,11 @@ class SimulatedMarket:
         noise = np.random.default_rng([self.seed, 3, _symbol_id(symbol)]).standard_normal(
             (len(self._sessions), 2)
         )
-        log_ret = self._factor_returns @ prof.exposures + prof.specific_vol * noise[:, 0]
+        log_ret = (
+            self._factor_returns @ prof.exposures
+            + prof.specific_vol * noise[:, 0]
+            + self.lending.planted_returns(symbol, len(self._sessions))  # the lending truth
+        )
         level = np.cumsum(log_ret)
         anchor = self._index[PRICE_ANCHOR]
         log_close = np.log(prof.anchor_price) + level - level[anchor]
