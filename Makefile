@@ -11,6 +11,9 @@ demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
 # The demo is a fixed historical window (Thanksgiving week 2024): the UI shows it as it is.
 demo dev: export FINANCE_DAG_START_DATE ?= 2024-11-15
 demo dev: export FINANCE_DAG_END_DATE ?= 2024-11-29
+# Lending: the same last day, with the 31 earlier sessions its factors look back over.
+demo dev: export FINANCE_DAG_LENDING_START_DATE ?= 2024-10-01
+demo dev: export FINANCE_DAG_LENDING_END_DATE ?= 2024-11-29
 
 .PHONY: env demo dev test test-fast bench clean
 

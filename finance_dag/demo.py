@@ -45,6 +45,9 @@ def main() -> None:
         run(instance, "daily_market_data_job", session_range_tags(DEMO_START, DEMO_END))
         run(instance, "consolidate_job", range_tags(symbols[0], symbols[-1]))
         run(instance, "coverage_report_job")
+        lending = DomainPartitions(settings.lending).trading_days.get_partition_keys()
+        run(instance, "lending_job", range_tags(lending[0], lending[-1]))
+        factors = defs.load_asset_value("lending_factors", partition_key=lending[-1], instance=instance)
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
     lake = Lake(settings.storage)
@@ -57,8 +60,16 @@ def main() -> None:
     print(
         f"Closes on {DEMO_END} (synthetic, near real levels): " + ", ".join(f"{s} {c:.2f}" for s, c in closes)
     )
+    shocks = factors.drop_nulls("bcs").sort("bcs", descending=True).head(5)
+    print(
+        f"Lending {lending[-1]}: {factors.height} names; largest borrow-cost shocks (BCS): "
+        + ", ".join(f"{s} {b:+.1f}" for s, b in shocks.select("symbol", "bcs").iter_rows())
+    )
     print("\nOutputs:")
-    for asset in ("minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report"):
+    for asset in (
+        "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
+        "lending_snapshots", "lending_factors",
+    ):  # fmt: skip
         print(f"  {asset:<18} {lake.uri(asset)}")
     print(f"  {'heatmap':<18} {lake.uri('coverage_report/heatmap.png')}")
     print("\nOpen the UI on these runs:  make dev   (then http://127.0.0.1:3000)")

@@ -82,6 +82,7 @@ def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_deriv
     run_job(defs, instance, "daily_market_data_job", {"dagster/partition": day.isoformat()})
     run_job(defs, instance, "consolidate_job", {"dagster/partition": SYMBOLS[0]})
     run_job(defs, instance, "coverage_report_job")
+    run_job(defs, instance, "lending_job", {"dagster/partition": day.isoformat()})
     for spec in defs.resolve_all_asset_specs():
         name = spec.key.to_user_string()
         event = instance.get_latest_materialization_event(spec.key)

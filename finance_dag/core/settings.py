@@ -24,6 +24,7 @@ DEFAULT_START_DATE = "2024-01-02"
 DEFAULT_COVERAGE_THRESHOLD = 0.85
 FIRST_SESSION = date(2010, 1, 4)  # the calendar's first session (finance_dag.core.calendar)
 ENVIRONMENTS = ("sim", "prod")
+LENDING_SOURCES = ("sim", "inbox", "sql")
 
 
 class SettingError(ValueError):
@@ -46,6 +47,10 @@ class Settings:
     bar_vendors: tuple[str, ...]  # primary first, then fallbacks; empty: the registry's default
     coverage_threshold: float
     market_data: DomainSettings
+    lending: DomainSettings
+    lending_source: str  # "sim" (files dropped by the simulated feed), "inbox" or "sql"
+    lending_inbox: str  # folder or s3:// prefix where lending files land
+    lending_sql_table: str  # table read when lending_source is "sql" (URL: env LENDING_SQL_URI)
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -117,4 +122,18 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         bar_vendors=vendors,
         coverage_threshold=threshold,
         market_data=domain_settings(env, "FINANCE_DAG_", "demo", DEFAULT_START_DATE, today),
+        lending=domain_settings(env, "FINANCE_DAG_LENDING_", "lending", DEFAULT_START_DATE, today),
+        lending_source=_choice(
+            env, "FINANCE_DAG_LENDING_SOURCE", "sim" if environment == "sim" else "inbox", LENDING_SOURCES
+        ),
+        lending_inbox=env.get("FINANCE_DAG_LENDING_INBOX", "").strip()
+        or f"{storage.rstrip('/')}/_inbox/lending",
+        lending_sql_table=env.get("FINANCE_DAG_LENDING_SQL_TABLE", "lending"),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip()
+    if value not in allowed:
+        raise SettingError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value

@@ -1,6 +1,6 @@
 """Symbol universes: the demo list, seed 003's full list, or any list given in a setting.
 
-``FINANCE_DAG_UNIVERSE`` takes ``demo`` (default), ``full``, a comma-separated list
+``FINANCE_DAG_UNIVERSE`` takes ``demo`` (default), ``full``, ``lending`` (1,000 names), a comma-separated list
 (``AAPL,MSFT``) or the path of a text file with one symbol per line (``#`` comments allowed),
 so adding a symbol is a settings change, never a code change.
 """
@@ -30,6 +30,11 @@ FULL_SYMBOLS: tuple[str, ...] = DEMO_SYMBOLS + (
     "NFLX", "AMD", "INTC", "CRM", "ORCL", "ADBE",
 )  # fmt: skip
 
+# The securities-lending universe: the full list, then synthetic names LND0001... to 1,000.
+LENDING_SYMBOLS: tuple[str, ...] = FULL_SYMBOLS + tuple(
+    f"LND{i:04d}" for i in range(1, 1000 - len(FULL_SYMBOLS) + 1)
+)
+
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
@@ -41,6 +46,8 @@ def resolve_universe(setting: str, variable: str = "FINANCE_DAG_UNIVERSE") -> tu
         return DEMO_SYMBOLS
     if setting == "full":
         return FULL_SYMBOLS
+    if setting == "lending":
+        return LENDING_SYMBOLS
     if "," not in setting and (setting.endswith(".txt") or "/" in setting):
         try:
             lines = Path(setting).read_text().splitlines()

@@ -61,11 +61,10 @@ def _ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
 
 
 def lending_universe(size: int = 1000) -> tuple[str, ...]:
-    """The ``full`` universe, then synthetic tickers ``LND0001``… up to ``size`` names."""
-    from finance_dag.core.universe import FULL_SYMBOLS
+    """The first ``size`` names of the lending universe (``core.universe.LENDING_SYMBOLS``)."""
+    from finance_dag.core.universe import LENDING_SYMBOLS
 
-    extra = [f"LND{i:04d}" for i in range(1, max(0, size - len(FULL_SYMBOLS)) + 1)]
-    return (*FULL_SYMBOLS, *extra)[:size]
+    return LENDING_SYMBOLS[:size]
 
 
 class SimulatedLending:

@@ -117,7 +117,9 @@ def test_single_file_partitions_and_single_partition_runs(tmp_path, instance):
         ("daily_bars", str(D1)), ("daily_bars", str(D2)), ("bar_coverage", str(D1)), ("bar_coverage", str(D4))
     }  # fmt: skip
     own = {a.key.to_user_string() for a in defs.assets if writes_own_partitions(a)}
-    assert own == {"minute_bars", "daily_bars", "bar_coverage", "consolidated_bars"}
+    assert own == {
+        "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "lending_snapshots", "lending_factors"
+    }  # fmt: skip
 
 
 def _worker_pids(instance, run_id: str) -> list[int] | None:
