@@ -118,3 +118,24 @@ def _session_ticks(days: list[date]) -> tuple[list[int], list[str]]:
         ]
     step = max(1, len(days) // 8)
     return list(range(0, len(days), step)), [d.strftime("%b %d") for d in days[::step]]
+
+
+def line_chart_png(frame: pl.DataFrame, x: str, y: str, series: str, title: str) -> bytes:
+    """One line per value of ``series`` (``y`` against ``x``) as PNG bytes, with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=80)
+    for (name,), part in frame.drop_nulls(y).sort(x).group_by(series, maintain_order=True):
+        ax.plot(part[x].to_list(), part[y].to_list(), label=str(name), linewidth=1.2)
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -118,7 +118,8 @@ def test_single_file_partitions_and_single_partition_runs(tmp_path, instance):
     }  # fmt: skip
     own = {a.key.to_user_string() for a in defs.assets if writes_own_partitions(a)}
     assert own == {
-        "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "lending_snapshots", "lending_factors"
+        "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "lending_snapshots", "lending_factors",
+        "lending_prices",
     }  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def test_the_planted_relation_is_in_the_markets_prices_and_only_where_planted():
         states = [lending.state(n) for n in names]
         signals = {
             "shock": [st["z"][s] for st in states],
-            "utilisation": [st["utilisation"][s - 19 : s + 1].mean() for st in states],
+            "utilisation": [(st["utilisation"][s - 19 : s + 1] >= 80).mean() for st in states],
             "si_momentum": [st["short_interest"][s] / st["short_interest"][s - 20] for st in states],
             "days_to_cover": [st["short_interest"][s] / st["adv"][s] for st in states],
         }

@@ -37,9 +37,9 @@ class LendingFeedResource(dg.ConfigurableResource):
         inbox = Lake(self.inbox)
         present = [feed_file_name(day, fmt) for fmt in FILE_FORMATS if inbox.exists(feed_file_name(day, fmt))]
         if not present and self.source == "sim":
-            from finance_dag.sim.lending import SimulatedLending
+            from finance_dag.sim.vendors import shared_market
 
-            frame = SimulatedLending(self.seed).feed(list(symbols), day)
+            frame = shared_market(self.seed).lending.feed(list(symbols), day)  # one cached state per name
             inbox.write_bytes(feed_file_name(day), frame.write_csv().encode())
             present = [feed_file_name(day)]
         if not present:
@@ -51,6 +51,26 @@ class LendingFeedResource(dg.ConfigurableResource):
         return read_feed_file(inbox.read_bytes(name), name=inbox.uri(name)), inbox.uri(name)
 
 
+class DailyPricesResource(dg.ConfigurableResource):
+    """Raw daily closes for the lending universe. The simulated market serves every name (``sim``);
+    a real daily vendor (Alpaca or yfinance daily bars) is not wired yet and fails naming that."""
+
+    source: str = "sim"
+    seed: int = 7
+
+    def closes(self, symbols: tuple[str, ...], start, end) -> pl.DataFrame:
+        """``date``, ``symbol``, ``close`` for every session from ``start`` to ``end``."""
+        if self.source != "sim":
+            raise LendingSourceError(
+                f"daily prices source {self.source!r}: only the simulated market serves daily prices so far"
+            )
+        from finance_dag.sim.vendors import shared_market
+
+        return (
+            shared_market(self.seed).daily_prices(list(symbols), start, end).select("date", "symbol", "close")
+        )
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     sql = {"sql_url": dg.EnvVar("LENDING_SQL_URI")} if settings.lending_source == "sql" else {}
     return {
@@ -59,5 +79,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             inbox=settings.lending_inbox,
             sql_table=settings.lending_sql_table,
             **sql,
-        )
+        ),
+        "daily_prices": DailyPricesResource(source=settings.environment),
     }
