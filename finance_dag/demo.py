@@ -48,6 +48,7 @@ def main() -> None:
         lending = DomainPartitions(settings.lending).trading_days.get_partition_keys()
         run(instance, "lending_job", range_tags(lending[0], lending[-1]))
         factors = defs.load_asset_value("lending_factors", partition_key=lending[-1], instance=instance)
+        ic = defs.load_asset_value("factor_ic_report", instance=instance)
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
     lake = Lake(settings.storage)
@@ -65,10 +66,15 @@ def main() -> None:
         f"Lending {lending[-1]}: {factors.height} names; largest borrow-cost shocks (BCS): "
         + ", ".join(f"{s} {b:+.1f}" for s, b in shocks.select("symbol", "bcs").iter_rows())
     )
+    print(f"Lending factor IC over {lending[0]}..{lending[-1]}, 5-session forward returns (lake prices):")
+    for row in ic.filter(ic["period"] == 5).sort("factor").iter_rows(named=True):
+        print(
+            f"  {row['factor']:<6} mean IC {row['mean_ic']:+.3f}  t {row['t_stat']:+6.2f}  hit {row['hit_rate']:.0%}"
+        )
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
-        "lending_snapshots", "lending_factors",
+        "lending_snapshots", "lending_factors", "lending_prices", "factor_ic_report",
     ):  # fmt: skip
         print(f"  {asset:<18} {lake.uri(asset)}")
     print(f"  {'heatmap':<18} {lake.uri('coverage_report/heatmap.png')}")
