@@ -49,6 +49,7 @@ def main() -> None:
         run(instance, "lending_job", range_tags(lending[0], lending[-1]))
         factors = defs.load_asset_value("lending_factors", partition_key=lending[-1], instance=instance)
         ic = defs.load_asset_value("factor_ic_report", instance=instance)
+        squeeze = defs.load_asset_value("squeeze_scores", partition_key=lending[-1], instance=instance)
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
     lake = Lake(settings.storage)
@@ -61,11 +62,9 @@ def main() -> None:
     print(
         f"Closes on {DEMO_END} (synthetic, near real levels): " + ", ".join(f"{s} {c:.2f}" for s, c in closes)
     )
-    shocks = factors.drop_nulls("bcs").sort("bcs", descending=True).head(5)
-    print(
-        f"Lending {lending[-1]}: {factors.height} names; largest borrow-cost shocks (BCS): "
-        + ", ".join(f"{s} {b:+.1f}" for s, b in shocks.select("symbol", "bcs").iter_rows())
-    )
+    print(f"Top squeeze candidates {lending[-1]} (SSR v4, {factors.height} names):")
+    for symbol, score, reason in squeeze.head(5).select("symbol", "ssr_v4", "reason").iter_rows():
+        print(f"  {symbol:<8} {score:+.2f}  {reason}")
     print(f"Lending factor IC over {lending[0]}..{lending[-1]}, 5-session forward returns (lake prices):")
     for row in ic.filter(ic["period"] == 5).sort("factor").iter_rows(named=True):
         print(
@@ -74,7 +73,7 @@ def main() -> None:
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
-        "lending_snapshots", "lending_factors", "lending_prices", "factor_ic_report",
+        "lending_snapshots", "lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
     ):  # fmt: skip
         print(f"  {asset:<18} {lake.uri(asset)}")
     print(f"  {'heatmap':<18} {lake.uri('coverage_report/heatmap.png')}")

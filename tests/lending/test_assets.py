@@ -100,3 +100,15 @@ def test_the_inbox_sensor_starts_a_session_once_per_file_version(tmp_path):
     assert again.run_requests == []
     os.utime(os.path.join(settings.lending_inbox, f"lending_{LAST}.csv"), (1, 1))  # a re-delivery
     assert len(sensor(dg.build_sensor_context(cursor=first.cursor)).run_requests) == 1
+
+
+def test_squeeze_scores_rank_names_and_explain_the_top(tmp_path, instance):
+    defs, _ = lending_defs(tmp_path / "lake")
+    run(defs, instance, FIRST, LAST)
+    scores = defs.load_asset_value("squeeze_scores", partition_key=LAST.isoformat(), instance=instance)
+    assert scores["symbol"].n_unique() == len(NAMES.split(",")) and (scores["date"] == LAST).all()
+    assert scores["ssr_v4"].drop_nulls().is_sorted(descending=True)
+    contributions = scores.select(pl.sum_horizontal(pl.col("^.*_contrib$"))).to_series()
+    assert (contributions - scores["ssr_v4"]).abs().max() < 1e-9
+    event = instance.get_latest_materialization_event(dg.AssetKey("squeeze_scores")).asset_materialization
+    assert scores["symbol"][0] in event.metadata["top_candidates"].value

@@ -15,7 +15,7 @@ from finance_dag.core import reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.defs.lending.resources import DailyPricesResource, LendingFeedResource
-from finance_dag.lending import factors, feed
+from finance_dag.lending import factors, feed, squeeze
 from finance_dag.lending.factors import FACTOR_COLUMNS, FACTOR_DESCRIPTIONS, core_factors, lookback_sessions
 from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFeedError, LendingSourceError
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
@@ -24,6 +24,7 @@ from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
 
 GROUP = "lending"
+TOP_CANDIDATES = 10
 IC_WINDOW = 252  # sessions the IC report covers
 PRICE_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, "close": pl.Float64})
 PRICE_COLUMNS = {"date": "Session.", "symbol": "Ticker symbol.", "close": "Closing price, USD, raw."}
@@ -40,6 +41,36 @@ IC_SCHEMA = pl.Schema(
         "n_dates": pl.Int64,
     }
 )
+SQUEEZE_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "symbol": pl.String,
+        "ssr_v4": pl.Float64,
+        **{f"{c}_z": pl.Float64 for c in squeeze.WEIGHTS},
+        **{f"{c}_contrib": pl.Float64 for c in squeeze.WEIGHTS},
+        "components": pl.Int64,
+        "reason": pl.String,
+    }
+)
+SQUEEZE_LINEAGE = dg.TableColumnLineage(
+    deps_by_column={
+        "sim_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "sim")],
+        "bcs_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "bcs")],
+        "upi_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "upi")],
+        "uptick_z": [dg.TableColumnDep(dg.AssetKey("lending_prices"), "close")],
+    }
+)
+SQUEEZE_COLUMNS = {
+    "date": "As-of session.",
+    "symbol": "Ticker symbol.",
+    "ssr_v4": "SSR v4 score: weighted mean of the available component z-scores.",
+    **{f"{c}_z": f"Standardised {label} (z units)." for c, label in squeeze.LABELS.items()},
+    **{
+        f"{c}_contrib": f"Contribution of {label} to ssr_v4 (z units)." for c, label in squeeze.LABELS.items()
+    },
+    "components": "How many of the five components served the name.",
+    "reason": "The two largest positive contributions, in words.",
+}
 IC_COLUMNS = {
     "factor": "Lending factor column.",
     "period": "Forward-return horizon, sessions (from the close of t+1).",
@@ -53,6 +84,7 @@ IC_COLUMNS = {
 }
 KINDS = {"polars", "parquet"}
 SNAPSHOTS = dg.AssetKey("lending_snapshots")
+PRICES = dg.AssetKey("lending_prices")
 FACTOR_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, **dict.fromkeys(FACTOR_COLUMNS, pl.Float64)})
 FACTOR_LINEAGE = column_lineage(
     SNAPSHOTS,
@@ -233,4 +265,66 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             },
         )
 
-    return [lending_snapshots, lending_factors, lending_prices, factor_ic_report]
+    @dg.asset(
+        partitions_def=parts.trading_days,
+        deps=[
+            lending_factors,
+            dg.AssetDep(lending_prices, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
+        ],
+        group_name=GROUP,
+        kinds=KINDS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        code_version=code_version("squeeze_scores", squeeze),
+        metadata=table_metadata(SQUEEZE_SCHEMA, SQUEEZE_COLUMNS),
+        description=(
+            "SSR v4 short-squeeze score per name and session: the weighted mean of the available "
+            "standardised components (SIM 0.25, BCS 0.30, UPI 0.25, price uptick 0.10, social buzz "
+            "0.10; a missing component drops out and the rest are reweighted), each component's "
+            "contribution, and the top candidates with the reason in words. The uptick is the "
+            "session's close-to-close return from lending_prices; social buzz is absent until the "
+            "mention-count file drops are wired."
+        ),
+    )
+    def squeeze_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        sessions = parts.trading_days.get_partition_keys()
+        with PartitionWriter(context, lake.lake) as writer:
+            for key in context.partition_keys:
+                factor_path = lake_path(dg.AssetKey("lending_factors"), parts.trading_days, key)
+                if not lake.lake.exists(factor_path):
+                    writer.fail(
+                        key, [f"no lending_factors partition {key} in the lake: materialize it first"]
+                    )
+                    continue
+                i = sessions.index(key)
+                window = [lake_path(PRICES, parts.trading_days, k) for k in sessions[max(0, i - 1) : i + 1]]
+                closes = lake.lake.read_many(p for p in window if lake.lake.exists(p))
+                uptick = "close-to-close return of the session"
+                if closes.is_empty() or closes["date"].n_unique() < 2:
+                    uptick = "missing: lending_prices lacks this session or the one before"
+                    closes = pl.DataFrame(schema=PRICE_SCHEMA)
+                returns = (
+                    closes.sort("date")
+                    .group_by("symbol")
+                    .agg(
+                        **{
+                            "return": pl.when(pl.len() == 2).then(
+                                pl.col("close").last() / pl.col("close").first() - 1
+                            )
+                        }
+                    )
+                )
+                scores = squeeze.squeeze_scores(lake.lake.read_parquet(factor_path), returns)
+                top = scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
+                writer.write(
+                    key,
+                    scores.with_columns(date=pl.lit(date.fromisoformat(key))).select(SQUEEZE_SCHEMA.names()),
+                    {
+                        "uptick": uptick,
+                        "top_candidates": dg.MetadataValue.md(markdown_table(top)),
+                        "preview": dg.MetadataValue.md(markdown_table(top)),
+                        "dagster/column_lineage": SQUEEZE_LINEAGE,
+                    },
+                )
+        return writer.result("have no factors or prices")
+
+    return [lending_snapshots, lending_factors, lending_prices, factor_ic_report, squeeze_scores]

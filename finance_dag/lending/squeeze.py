@@ -1,0 +1,104 @@
+"""SSR v4, the short-squeeze score: a documented weighted sum of standardised components.
+
+For one session, per name (inputs: the day's core factors and the name's last close-to-close
+return):
+
+    SSR_v4 = sum_c w_c * z_c / sum_c w_c     over the components c present for the name
+
+with the components and weights
+
+    sim     0.25  z of short-interest momentum (SIM, already a cross-sectional z)
+    bcs     0.30  borrow-cost shock (BCS, a per-name z), clipped to [-Z_CAP, Z_CAP]
+    upi     0.25  utilisation persistence (UPI, 0..1), cross-sectional z
+    uptick  0.10  the last session's return, cross-sectional z (price confirmation)
+    buzz    0.10  social-mention velocity, cross-sectional z (when a mention file exists)
+
+A missing component (null for the name, or no input for the day, e.g. no mention counts)
+drops out and the weights of the rest are rescaled, so a score is never built from zeros; the
+``components`` column says which ones served. Each component's contribution
+``w_c * z_c / sum w`` is kept, so a score is explained term by term, and ``reason`` words the
+largest contributions for the top candidates.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from finance_dag.lending.factors import Z_CAP, zscore
+
+WEIGHTS: dict[str, float] = {"sim": 0.25, "bcs": 0.30, "upi": 0.25, "uptick": 0.10, "buzz": 0.10}
+LABELS = {
+    "sim": "short-interest momentum",
+    "bcs": "borrow-cost shock",
+    "upi": "utilisation persistence",
+    "uptick": "price uptick",
+    "buzz": "social buzz",
+}
+
+
+def squeeze_scores(
+    factors: pl.DataFrame, last_return: pl.DataFrame, buzz: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """SSR v4 per name: ``symbol``, ``ssr_v4``, one ``<component>_z`` and ``<component>_contrib``
+    column per component, ``components`` (how many served) and ``reason``; best first.
+
+    ``factors``: the day's core factors (``symbol``, ``sim``, ``bcs``, ``upi``, ...);
+    ``last_return``: ``symbol``, ``return`` (close-to-close of the day); ``buzz``: ``symbol``,
+    ``mentions_velocity`` or None.
+    """
+    frame = factors.select("symbol", "sim", "bcs", "upi").join(
+        last_return.select("symbol", "return"), on="symbol", how="left"
+    )
+    if buzz is not None:
+        frame = frame.join(buzz.select("symbol", "mentions_velocity"), on="symbol", how="left")
+    else:
+        frame = frame.with_columns(mentions_velocity=pl.lit(None, pl.Float64))
+    z = frame.with_columns(
+        sim_z=pl.col("sim"),
+        bcs_z=pl.col("bcs").clip(-Z_CAP, Z_CAP),
+        upi_z=zscore(pl.col("upi")),
+        uptick_z=zscore(pl.col("return")),
+        buzz_z=zscore(pl.col("mentions_velocity")),
+    )
+    served = pl.sum_horizontal(
+        pl.col(f"{c}_z").is_not_null().cast(pl.Float64) * w for c, w in WEIGHTS.items()
+    )
+    scored = z.with_columns(_weight=served).with_columns(
+        **{
+            f"{c}_contrib": pl.when(pl.col("_weight") > 0).then(
+                pl.col(f"{c}_z").fill_null(0.0) * w / pl.col("_weight")
+            )
+            for c, w in WEIGHTS.items()
+        },
+        components=pl.sum_horizontal(pl.col(f"{c}_z").is_not_null().cast(pl.Int64) for c in WEIGHTS),
+    )
+    scored = scored.with_columns(
+        ssr_v4=pl.when(pl.col("_weight") > 0).then(pl.sum_horizontal(f"{c}_contrib" for c in WEIGHTS))
+    )
+    return (
+        scored.with_columns(reason=_reason())
+        .select(
+            "symbol",
+            "ssr_v4",
+            *(f"{c}_z" for c in WEIGHTS),
+            *(f"{c}_contrib" for c in WEIGHTS),
+            "components",
+            "reason",
+        )
+        .sort("ssr_v4", descending=True, nulls_last=True)
+    )
+
+
+def _reason() -> pl.Expr:
+    """The two largest positive contributions in words, e.g. ``borrow-cost shock +2.9 sd,
+    utilisation persistence +1.4 sd``."""
+    parts = [
+        pl.when(pl.col(f"{c}_contrib") > 0).then(
+            pl.struct(
+                size=pl.col(f"{c}_contrib"), text=pl.format(f"{LABELS[c]} {{}} sd", pl.col(f"{c}_z").round(1))
+            )
+        )
+        for c in WEIGHTS
+    ]
+    ranked = pl.concat_list(parts).list.drop_nulls().list.sort(descending=True).list.head(2)
+    return ranked.list.eval(pl.element().struct.field("text")).list.join(", ")

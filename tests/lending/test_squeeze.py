@@ -1,0 +1,37 @@
+"""SSR v4 by hand on four names (numbers worked in the comments)."""
+
+import polars as pl
+import pytest
+
+from finance_dag.lending.squeeze import squeeze_scores
+
+FACTORS = pl.DataFrame(
+    {"symbol": ["A", "B", "C", "D"], "sim": [1.0, 0.0, -1.0, None], "bcs": [4.0, 0.5, -1.0, 2.0],
+     "upi": [1.0, 0.5, 0.0, 0.5]}
+)  # fmt: skip
+RETURNS = pl.DataFrame({"symbol": ["A", "B", "C", "D"], "return": [0.02, 0.0, -0.02, 0.0]})
+
+
+def test_ssr_v4_by_hand():
+    scores = {r["symbol"]: r for r in squeeze_scores(FACTORS, RETURNS).iter_rows(named=True)}
+    # upi: mean 0.5, sd sqrt(0.5/3) = 0.408248 -> z_A = 1.224745; returns likewise z_A = 1.224745
+    # A: (0.25*1 + 0.30*min(4, 3) + 0.25*1.224745 + 0.10*1.224745) / 0.90 (no buzz) = 1.754067
+    assert scores["A"]["ssr_v4"] == pytest.approx(1.754067, abs=1e-6)
+    assert scores["A"]["bcs_z"] == 3.0 and scores["A"]["components"] == 4
+    assert scores["A"]["uptick_contrib"] == pytest.approx(0.10 * 1.224745 / 0.90, abs=1e-6)
+    # D has no SIM: weights 0.30 + 0.25 + 0.10 = 0.65; (0.30*2 + 0 + 0) / 0.65
+    assert scores["D"]["ssr_v4"] == pytest.approx(0.6 / 0.65, abs=1e-9) and scores["D"]["components"] == 3
+    # contributions add up to the score
+    for row in scores.values():
+        total = sum(row[f"{c}_contrib"] for c in ("sim", "bcs", "upi", "uptick", "buzz"))
+        assert total == pytest.approx(row["ssr_v4"])
+    assert scores["A"]["reason"] == "borrow-cost shock 3.0 sd, utilisation persistence 1.2 sd"
+    assert scores["C"]["reason"] == ""  # nothing pushes C up
+
+
+def test_best_first_and_buzz_counts_when_present():
+    ranked = squeeze_scores(FACTORS, RETURNS)["symbol"].to_list()
+    assert ranked == ["A", "D", "B", "C"]
+    buzz = pl.DataFrame({"symbol": ["A", "B", "C", "D"], "mentions_velocity": [0.0, 0.0, 0.0, 9.0]})
+    with_buzz = {r["symbol"]: r for r in squeeze_scores(FACTORS, RETURNS, buzz).iter_rows(named=True)}
+    assert with_buzz["D"]["components"] == 4 and with_buzz["D"]["buzz_z"] == pytest.approx(1.5)
