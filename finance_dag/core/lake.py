@@ -209,6 +209,13 @@ class Lake:
         self.write_bytes(rel, data)
         return len(data)
 
+    def write_csv_beside(self, parquet_rel: str, frame: pl.DataFrame) -> str:
+        """An export for spreadsheets: ``frame`` as CSV beside ``parquet_rel`` (same name, ``.csv``),
+        written atomically; returns its path."""
+        rel = parquet_rel.removesuffix(".parquet") + ".csv"
+        self.write_bytes(rel, frame.write_csv().encode())
+        return rel
+
     def read_parquet(self, rel: str) -> pl.DataFrame:
         """Read one parquet file in canonical types; the error names the file on failure."""
         try:

@@ -112,3 +112,16 @@ def test_squeeze_scores_rank_names_and_explain_the_top(tmp_path, instance):
     assert (contributions - scores["ssr_v4"]).abs().max() < 1e-9
     event = instance.get_latest_materialization_event(dg.AssetKey("squeeze_scores")).asset_materialization
     assert scores["symbol"][0] in event.metadata["top_candidates"].value
+
+
+def test_the_three_exports_are_csv_beside_the_parquet(tmp_path, instance):
+    defs, _ = lending_defs(tmp_path / "lake")
+    run(defs, instance, FIRST, LAST)
+    lake = Lake(str(tmp_path / "lake"))
+    factors = pl.read_csv(lake.read_bytes(f"lending_factors/date={LAST}.csv"))
+    assert factors.columns == ["date", "symbol", "sim", "bcs", "upi", "ftz", "dtc_z", "lpf"]
+    top = pl.read_csv(lake.read_bytes(f"squeeze_scores/date={LAST}.csv"))
+    stored = defs.load_asset_value("squeeze_scores", partition_key=LAST.isoformat(), instance=instance)
+    assert top["symbol"].to_list() == stored["symbol"].head(10).to_list()
+    summary = pl.read_csv(lake.read_bytes("factor_ic_report/factor_ic_report.csv"))
+    assert {"factor", "period", "mean_ic", "t_stat"} <= set(summary.columns)

@@ -179,11 +179,13 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     )
                     continue
                 frame = core_factors(history, day)
+                export = lake.lake.write_csv_beside(writer.path(key), frame)
                 writer.write(
                     key,
                     frame,
                     {
                         "names_with_all_factors": frame.drop_nulls().height,
+                        "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                         "preview": dg.MetadataValue.md(markdown_table(frame.head(10))),
                         "dagster/column_lineage": FACTOR_LINEAGE,
                     },
@@ -251,11 +253,13 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             "Rolling 20-session mean IC, 5-session forward returns",
         )  # fmt: skip
         lake.lake.write_bytes("factor_ic_report/rolling_ic.png", png)
+        export = lake.lake.write_csv_beside("factor_ic_report/factor_ic_report.parquet", summary)
         return dg.MaterializeResult(
             value=summary,
             metadata={
                 "dagster/row_count": summary.height,
                 "sessions": factor_frame["date"].n_unique(),
+                "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                 "preview": dg.MetadataValue.md(markdown_table(summary)),
                 "quantile_returns_bcs_5d": dg.MetadataValue.md(markdown_table(quantiles)),
                 "correlated_pairs": dg.MetadataValue.md(markdown_table(pairs)),
@@ -315,11 +319,13 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 )
                 scores = squeeze.squeeze_scores(lake.lake.read_parquet(factor_path), returns)
                 top = scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
+                export = lake.lake.write_csv_beside(writer.path(key), top)
                 writer.write(
                     key,
                     scores.with_columns(date=pl.lit(date.fromisoformat(key))).select(SQUEEZE_SCHEMA.names()),
                     {
                         "uptick": uptick,
+                        "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                         "top_candidates": dg.MetadataValue.md(markdown_table(top)),
                         "preview": dg.MetadataValue.md(markdown_table(top)),
                         "dagster/column_lineage": SQUEEZE_LINEAGE,
