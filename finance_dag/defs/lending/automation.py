@@ -8,6 +8,7 @@ import dagster as dg
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
+from finance_dag.platform.schedules import session_schedule
 
 GROUP = "lending"
 JOB = "lending_job"
@@ -25,20 +26,12 @@ def build_jobs() -> list:
 
 
 def build_schedule() -> dg.ScheduleDefinition:
-    @dg.schedule(
-        job_name=JOB,
-        cron_schedule=SCHEDULE,
-        execution_timezone=calendar.NEW_YORK.key,
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Every session at 20:30 New York: the day's lending snapshot and factors.",
+    return session_schedule(
+        "lending_daily",
+        JOB,
+        SCHEDULE,
+        "Every session at 20:30 New York: the day's lending assets, in one run.",
     )
-    def lending_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = context.scheduled_execution_time.astimezone(calendar.NEW_YORK).date()
-        if not calendar.is_session(day):
-            return dg.SkipReason(f"{day.isoformat()} is not an XNYS session")
-        return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
-
-    return lending_daily
 
 
 def build_inbox_sensor(settings: Settings) -> dg.SensorDefinition:

@@ -4,9 +4,9 @@ import json
 
 import dagster as dg
 
-from finance_dag.core import calendar
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.coverage import refill_candidates
+from finance_dag.platform.schedules import session_schedule
 from finance_dag.platform.storage import LakeResource
 
 GROUP = "market_data"
@@ -42,23 +42,13 @@ def build_jobs() -> list:
 
 
 def build_after_close_schedule() -> dg.ScheduleDefinition:
-    @dg.schedule(
-        job_name="minute_bars_job",
-        cron_schedule=AFTER_CLOSE,
-        execution_timezone=calendar.NEW_YORK.key,
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=(
-            "After post-market ends (20:15 New York): gap-fill the session that just closed, "
-            "regular and extended hours, for every symbol in one run."
-        ),
+    return session_schedule(
+        "after_close_schedule",
+        "minute_bars_job",
+        AFTER_CLOSE,
+        "After post-market ends (20:15 New York): gap-fill the session that just closed, regular and "
+        "extended hours, for every symbol in one run.",
     )
-    def after_close_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = context.scheduled_execution_time.astimezone(calendar.NEW_YORK).date()
-        if not calendar.is_session(day):
-            return dg.SkipReason(f"{day.isoformat()} is not an XNYS session")
-        return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
-
-    return after_close_schedule
 
 
 def build_refill_sensor(settings: Settings) -> dg.SensorDefinition:
