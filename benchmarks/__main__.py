@@ -9,6 +9,7 @@ SCRIPTS = [
     "benchmarks.bench_vendor_requests",
     "benchmarks.bench_backfill",
     "benchmarks.bench_ui_backfill",
+    "benchmarks.bench_lending",
 ]
 
 
