@@ -125,3 +125,19 @@ def test_the_three_exports_are_csv_beside_the_parquet(tmp_path, instance):
     assert top["symbol"].to_list() == stored["symbol"].head(10).to_list()
     summary = pl.read_csv(lake.read_bytes("factor_ic_report/factor_ic_report.csv"))
     assert {"factor", "period", "mean_ic", "t_stat"} <= set(summary.columns)
+
+
+def test_the_daily_digest_is_written_as_markdown_and_html(tmp_path, instance):
+    defs, _ = lending_defs(tmp_path / "lake")
+    run(defs, instance, FIRST, LAST)
+    lake = Lake(str(tmp_path / "lake"))
+    markdown = lake.read_bytes(f"daily_digest/date={LAST}.md").decode()
+    page = lake.read_bytes(f"daily_digest/date={LAST}.html").decode()
+    scores = defs.load_asset_value("squeeze_scores", partition_key=LAST.isoformat(), instance=instance)
+    leader = scores["symbol"][0]
+    assert (
+        markdown.startswith(f"# Lending digest {LAST}") and f"{leader} leads the squeeze scores" in markdown
+    )
+    assert "The average fee (bps)" in markdown and f"<li>{leader} leads" in page
+    event = instance.get_latest_materialization_event(dg.AssetKey("daily_digest")).asset_materialization
+    assert "leads the squeeze scores" in event.metadata["headlines"].value

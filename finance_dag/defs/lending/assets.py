@@ -15,7 +15,7 @@ from finance_dag.core import reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.defs.lending.resources import DailyPricesResource, LendingFeedResource
-from finance_dag.lending import factors, feed, squeeze
+from finance_dag.lending import digest, factors, feed, squeeze
 from finance_dag.lending.factors import FACTOR_COLUMNS, FACTOR_DESCRIPTIONS, core_factors, lookback_sessions
 from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFeedError, LendingSourceError
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
@@ -85,6 +85,8 @@ IC_COLUMNS = {
 KINDS = {"polars", "parquet"}
 SNAPSHOTS = dg.AssetKey("lending_snapshots")
 PRICES = dg.AssetKey("lending_prices")
+FACTORS = dg.AssetKey("lending_factors")
+SQUEEZE = dg.AssetKey("squeeze_scores")
 FACTOR_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, **dict.fromkeys(FACTOR_COLUMNS, pl.Float64)})
 FACTOR_LINEAGE = column_lineage(
     SNAPSHOTS,
@@ -333,4 +335,65 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 )
         return writer.result("have no factors or prices")
 
-    return [lending_snapshots, lending_factors, lending_prices, factor_ic_report, squeeze_scores]
+    @dg.asset(
+        partitions_def=parts.trading_days,
+        deps=[
+            dg.AssetDep(lending_snapshots, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
+            dg.AssetDep(lending_factors, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
+            squeeze_scores,
+        ],
+        group_name=GROUP,
+        kinds={"markdown", "html"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        code_version=code_version("daily_digest", digest),
+        description=(
+            "The day's lending digest, markdown and HTML (daily_digest/date=D.md and .html): headlines "
+            "written from the data, average fee and utilisation with the day-over-day change, the top 10 "
+            "squeeze candidates and why, and the name that moved most for every factor."
+        ),
+    )
+    def daily_digest(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        sessions = parts.trading_days.get_partition_keys()
+
+        def load(asset: dg.AssetKey, key: str) -> pl.DataFrame | None:
+            path = lake_path(asset, parts.trading_days, key)
+            return lake.lake.read_parquet(path) if lake.lake.exists(path) else None
+
+        with PartitionWriter(context, lake.lake) as writer:
+            for key in context.partition_keys:
+                previous = sessions[sessions.index(key) - 1] if sessions.index(key) else None
+                today = [load(a, key) for a in (SNAPSHOTS, FACTORS, SQUEEZE)]
+                if any(frame is None for frame in today):
+                    writer.fail(
+                        key, [f"needs lending_snapshots, lending_factors and squeeze_scores of {key}"]
+                    )
+                    continue
+                before = [load(a, previous) for a in (SNAPSHOTS, FACTORS)] if previous else [None, None]
+                result = digest.daily_digest(
+                    date.fromisoformat(key),
+                    digest.Day(today[0], today[1]),
+                    digest.Day(before[0], before[1]) if all(f is not None for f in before) else None,
+                    today[2],
+                )
+                folder = writer.path(key).removesuffix(".parquet")
+                lake.lake.write_bytes(f"{folder}.md", result.markdown.encode())
+                lake.lake.write_bytes(f"{folder}.html", result.html.encode())
+                writer.record(
+                    key,
+                    {
+                        "dagster/row_count": len(result.headlines),
+                        "headlines": dg.MetadataValue.md("\n".join(f"- {h}" for h in result.headlines)),
+                        "preview": dg.MetadataValue.md(result.markdown),
+                        "html": dg.MetadataValue.path(lake.lake.uri(f"{folder}.html")),
+                    },
+                )
+        return writer.result("have no inputs")
+
+    return [
+        lending_snapshots,
+        lending_factors,
+        lending_prices,
+        factor_ic_report,
+        squeeze_scores,
+        daily_digest,
+    ]
