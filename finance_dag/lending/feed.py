@@ -101,6 +101,25 @@ SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_LISTED = 10  # offending rows named in an error message
 
 
+FILE_PREFIX = "lending_"
+
+
+def feed_file_name(day: date, fmt: str = "csv") -> str:
+    """``lending_2024-11-29.csv``: how a day's delivery is named in the inbox."""
+    return f"{FILE_PREFIX}{day.isoformat()}.{fmt}"
+
+
+def feed_file_day(name: str) -> date | None:
+    """The day a delivery's file name stands for (``lending_2024-11-29.parquet``), or None."""
+    stem = name.rpartition(".")[0]
+    if not stem.startswith(FILE_PREFIX):
+        return None
+    try:
+        return date.fromisoformat(stem.removeprefix(FILE_PREFIX))
+    except ValueError:
+        return None
+
+
 class LendingFeedError(ValueError):
     """A feed delivery is unusable; the message names the source, the column and the rows."""
 

@@ -33,6 +33,7 @@ import polars as pl
 from scipy.signal import lfilter
 
 from finance_dag.core import calendar
+from finance_dag.lending.feed import feed_file_name
 
 LENDING_UNTIL = date(2030, 12, 31)
 HIGH_UTILISATION = 80.0
@@ -150,7 +151,7 @@ class SimulatedLending:
     def write_feed_file(self, symbols: list[str], day: date, folder: str | Path, fmt: str = "csv") -> Path:
         """Drop the day's feed into ``folder`` as the vendor does: ``lending_YYYY-MM-DD.csv``
         (or ``.parquet``)."""
-        path = Path(folder) / f"lending_{day.isoformat()}.{fmt}"
+        path = Path(folder) / feed_file_name(day, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
         frame = self.feed(symbols, day)
         tmp = path.with_suffix(f".{fmt}.tmp")

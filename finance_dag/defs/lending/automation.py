@@ -1,13 +1,13 @@
 """The lending job, the daily schedule and the inbox sensor."""
 
 import json
-from datetime import date
 
 import dagster as dg
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
+from finance_dag.lending.feed import feed_file_day
 from finance_dag.platform.schedules import session_schedule
 
 GROUP = "lending"
@@ -48,16 +48,8 @@ def build_inbox_sensor(settings: Settings) -> dg.SensorDefinition:
         requests = []
         for info in Lake(inbox).list_files("", suffix=""):
             name = info.path.rsplit("/", 1)[-1]
-            stem = name.removeprefix("lending_").rsplit(".", 1)[0]
-            try:
-                day = date.fromisoformat(stem)
-            except ValueError:
-                continue
-            if (
-                not name.startswith("lending_")
-                or not calendar.is_session(day)
-                or seen.get(name) == info.version
-            ):
+            day = feed_file_day(name)
+            if day is None or not calendar.is_session(day) or seen.get(name) == info.version:
                 continue
             seen[name] = info.version
             requests.append(dg.RunRequest(run_key=f"{name}@{info.version}", partition_key=day.isoformat()))

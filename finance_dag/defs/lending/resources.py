@@ -6,14 +6,15 @@ import polars as pl
 
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
-from finance_dag.lending.feed import LendingSourceError, read_feed_file, read_feed_sql, sql_source_name
+from finance_dag.lending.feed import (
+    LendingSourceError,
+    feed_file_name,
+    read_feed_file,
+    read_feed_sql,
+    sql_source_name,
+)
 
 FILE_FORMATS = ("csv", "parquet")
-
-
-def feed_file_name(day, fmt: str = "csv") -> str:
-    """``lending_2024-11-29.csv``: how a day's file is named in the inbox."""
-    return f"lending_{day.isoformat()}.{fmt}"
 
 
 class LendingFeedResource(dg.ConfigurableResource):
