@@ -24,6 +24,10 @@ from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
 
 GROUP = "lending"
+SNAPSHOTS = dg.AssetKey("lending_snapshots")
+PRICES = dg.AssetKey("lending_prices")
+FACTORS = dg.AssetKey("lending_factors")
+SQUEEZE = dg.AssetKey("squeeze_scores")
 TOP_CANDIDATES = 10
 IC_WINDOW = 252  # sessions the IC report covers
 PRICE_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, "close": pl.Float64})
@@ -54,10 +58,10 @@ SQUEEZE_SCHEMA = pl.Schema(
 )
 SQUEEZE_LINEAGE = dg.TableColumnLineage(
     deps_by_column={
-        "sim_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "sim")],
-        "bcs_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "bcs")],
-        "upi_z": [dg.TableColumnDep(dg.AssetKey("lending_factors"), "upi")],
-        "uptick_z": [dg.TableColumnDep(dg.AssetKey("lending_prices"), "close")],
+        "sim_z": [dg.TableColumnDep(FACTORS, "sim")],
+        "bcs_z": [dg.TableColumnDep(FACTORS, "bcs")],
+        "upi_z": [dg.TableColumnDep(FACTORS, "upi")],
+        "uptick_z": [dg.TableColumnDep(PRICES, "close")],
     }
 )
 SQUEEZE_COLUMNS = {
@@ -83,10 +87,6 @@ IC_COLUMNS = {
     "n_dates": "Dates with an IC.",
 }
 KINDS = {"polars", "parquet"}
-SNAPSHOTS = dg.AssetKey("lending_snapshots")
-PRICES = dg.AssetKey("lending_prices")
-FACTORS = dg.AssetKey("lending_factors")
-SQUEEZE = dg.AssetKey("squeeze_scores")
 FACTOR_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, **dict.fromkeys(FACTOR_COLUMNS, pl.Float64)})
 FACTOR_LINEAGE = column_lineage(
     SNAPSHOTS,
@@ -105,6 +105,22 @@ FACTOR_LINEAGE = column_lineage(
 
 def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsDefinition]:
     lookback = lookback_sessions()
+
+    def sessions_back(first: str, last: str, back: int) -> list[str]:
+        """The sessions from ``back`` sessions before ``first`` through ``last``."""
+        sessions = parts.trading_days.get_partition_keys()
+        start, end = sessions.index(first), sessions.index(last)
+        return sessions[max(0, start - back) : end + 1]
+
+    def stored(lake: LakeResource, asset: dg.AssetKey, keys: list[str]) -> pl.DataFrame:
+        """The partitions ``keys`` of ``asset`` that are in the lake, concatenated."""
+        paths = (lake_path(asset, parts.trading_days, key) for key in keys)
+        return lake.lake.read_many(path for path in paths if lake.lake.exists(path))
+
+    def load(lake: LakeResource, asset: dg.AssetKey, key: str) -> pl.DataFrame | None:
+        """One partition of ``asset``, or None when it is not in the lake."""
+        path = lake_path(asset, parts.trading_days, key)
+        return lake.lake.read_parquet(path) if lake.lake.exists(path) else None
 
     @dg.asset(
         partitions_def=parts.trading_days,
@@ -166,16 +182,13 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def lending_factors(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        sessions = parts.trading_days.get_partition_keys()
-        first, last = sessions.index(context.partition_keys[0]), sessions.index(context.partition_keys[-1])
-        paths = [
-            lake_path(SNAPSHOTS, parts.trading_days, k) for k in sessions[max(0, first - lookback) : last + 1]
-        ]
-        history = lake.lake.read_many(p for p in paths if lake.lake.exists(p))
+        keys = context.partition_keys
+        history = stored(lake, SNAPSHOTS, sessions_back(keys[0], keys[-1], lookback))
+        available = set(history["date"]) if history.height else set()
         with PartitionWriter(context, lake.lake) as writer:
-            for key in context.partition_keys:
+            for key in keys:
                 day = date.fromisoformat(key)
-                if history.is_empty() or day not in set(history["date"]):
+                if day not in available:
                     writer.fail(
                         key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
                     )
@@ -200,7 +213,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="daily_prices",
-        code_version=code_version("lending_prices", factors),
+        code_version=code_version("lending_prices"),  # its logic is the asset itself
         metadata=table_metadata(PRICE_SCHEMA, PRICE_COLUMNS),
         description=(
             "Raw daily closes of every name of the lending universe, one file per session: the "
@@ -292,18 +305,15 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def squeeze_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        sessions = parts.trading_days.get_partition_keys()
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
-                factor_path = lake_path(dg.AssetKey("lending_factors"), parts.trading_days, key)
-                if not lake.lake.exists(factor_path):
+                day_factors = load(lake, FACTORS, key)
+                if day_factors is None:
                     writer.fail(
                         key, [f"no lending_factors partition {key} in the lake: materialize it first"]
                     )
                     continue
-                i = sessions.index(key)
-                window = [lake_path(PRICES, parts.trading_days, k) for k in sessions[max(0, i - 1) : i + 1]]
-                closes = lake.lake.read_many(p for p in window if lake.lake.exists(p))
+                closes = stored(lake, PRICES, sessions_back(key, key, 1))
                 uptick = "close-to-close return of the session"
                 if closes.is_empty() or closes["date"].n_unique() < 2:
                     uptick = "missing: lending_prices lacks this session or the one before"
@@ -319,7 +329,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         }
                     )
                 )
-                scores = squeeze.squeeze_scores(lake.lake.read_parquet(factor_path), returns)
+                scores = squeeze.squeeze_scores(day_factors, returns)
                 top = scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
                 export = lake.lake.write_csv_beside(writer.path(key), top)
                 writer.write(
@@ -353,22 +363,17 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def daily_digest(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        sessions = parts.trading_days.get_partition_keys()
-
-        def load(asset: dg.AssetKey, key: str) -> pl.DataFrame | None:
-            path = lake_path(asset, parts.trading_days, key)
-            return lake.lake.read_parquet(path) if lake.lake.exists(path) else None
-
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
-                previous = sessions[sessions.index(key) - 1] if sessions.index(key) else None
-                today = [load(a, key) for a in (SNAPSHOTS, FACTORS, SQUEEZE)]
+                window = sessions_back(key, key, 1)
+                previous = window[0] if len(window) == 2 else None
+                today = [load(lake, a, key) for a in (SNAPSHOTS, FACTORS, SQUEEZE)]
                 if any(frame is None for frame in today):
                     writer.fail(
                         key, [f"needs lending_snapshots, lending_factors and squeeze_scores of {key}"]
                     )
                     continue
-                before = [load(a, previous) for a in (SNAPSHOTS, FACTORS)] if previous else [None, None]
+                before = [load(lake, a, previous) for a in (SNAPSHOTS, FACTORS)] if previous else [None, None]
                 result = digest.daily_digest(
                     date.fromisoformat(key),
                     digest.Day(today[0], today[1]),
