@@ -12,6 +12,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from finance_dag.core.calendar import NEW_YORK, closed_weekdays
 from finance_dag.core.settings import DomainSettings
@@ -59,9 +64,14 @@ def session_range_tags(first_day: date, last_day: date) -> dict[str, str]:
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover the partition range ``first...last``, as
     ``dagster asset materialize --partition-range`` does."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def run_partition_keys(run: dg.DagsterRun, partitions_def: dg.PartitionsDefinition) -> list[str]:
+    """The partitions of ``partitions_def`` a run targeted, from its range or partition tag."""
+    start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        keys = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        return [str(k) for k in keys]
+    key = run.tags.get(PARTITION_NAME_TAG)
+    return [key] if key else []

@@ -20,13 +20,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from finance_dag.core.lake import Lake
+from finance_dag.platform.partitions import run_partition_keys
 from finance_dag.platform.storage import PARTITION_FILES, LakeResource, asset_lake_path
 
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -42,16 +38,6 @@ def writes_own_partitions(assets_def: dg.AssetsDefinition) -> bool:
         return False
     policy = assets_def.backfill_policy
     return policy is not None and policy.max_partitions_per_run is None  # single_run()
-
-
-def run_partition_keys(run: dg.DagsterRun, partitions_def: dg.PartitionsDefinition) -> list[str]:
-    """The partitions of ``partitions_def`` a run targeted, from its range or partition tag."""
-    start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    if start and end:
-        keys = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
-        return [str(k) for k in keys]
-    key = run.tags.get(PARTITION_NAME_TAG)
-    return [key] if key else []
 
 
 class PartitionFiles:

@@ -19,7 +19,8 @@ from dagster._core.events import DagsterEvent, DagsterEventType
 
 from finance_dag.core.lake import Lake, partition_path
 from finance_dag.definitions import build_definitions
-from finance_dag.platform.recovery import run_partition_keys, writes_own_partitions
+from finance_dag.platform.partitions import run_partition_keys
+from finance_dag.platform.recovery import writes_own_partitions
 from finance_dag.platform.storage import LakeResource
 from tests.support import SYMBOLS, make_defs, session_range_tags, settings_for
 

@@ -17,7 +17,7 @@ from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.bars import BAR_SCHEMA, validate_bars
 from finance_dag.market_data.consolidate import day_path, read_day_bars
-from finance_dag.platform.partitions import DomainPartitions
+from finance_dag.platform.partitions import DomainPartitions, run_partition_keys
 from finance_dag.platform.storage import LakeResource, lake_path
 
 MINUTE_BARS = dg.AssetKey("minute_bars")
@@ -53,15 +53,9 @@ def checked_keys(
     context: dg.AssetCheckExecutionContext, asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition
 ) -> list[str]:
     """The partitions a check covers: the run's, or the latest materialised session."""
-    tags = context.run.tags
-    start, end = (
-        tags.get("dagster/asset_partition_range_start"),
-        tags.get("dagster/asset_partition_range_end"),
-    )
-    if start and end:
-        return list(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
-    if "dagster/partition" in tags:
-        return [tags["dagster/partition"]]
+    keys = run_partition_keys(context.run, partitions_def)
+    if keys:
+        return keys
     materialized = context.instance.get_materialized_partitions(asset)
     return [max(materialized)] if materialized else []
 
