@@ -14,6 +14,7 @@ unpartitioned asset returns a polars frame and this IO manager writes it. Either
 one partition (``defs.load_asset_value``) goes through the IO manager.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
@@ -77,6 +78,14 @@ def lake_path(
     if partitions_def is None or key is None:
         return partition_path(asset)
     return partition_path(asset, **_dimension_values(partitions_def, key, static_dimension))
+
+
+def read_partitions(
+    lake: Lake, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition, keys: Iterable[str]
+) -> pl.DataFrame:
+    """The partitions ``keys`` of an asset that are in the lake, concatenated (absent ones skipped)."""
+    paths = (lake_path(asset_key, partitions_def, key) for key in keys)
+    return lake.read_many(path for path in paths if lake.exists(path))
 
 
 def asset_lake_path(assets_def: dg.AssetsDefinition, key: str | None = None) -> str:

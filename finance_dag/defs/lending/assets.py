@@ -21,7 +21,7 @@ from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFe
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
-from finance_dag.platform.storage import LakeResource, lake_path
+from finance_dag.platform.storage import LakeResource, lake_path, read_partitions
 
 GROUP = "lending"
 SNAPSHOTS = dg.AssetKey("lending_snapshots")
@@ -112,11 +112,6 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         start, end = sessions.index(first), sessions.index(last)
         return sessions[max(0, start - back) : end + 1]
 
-    def stored(lake: LakeResource, asset: dg.AssetKey, keys: list[str]) -> pl.DataFrame:
-        """The partitions ``keys`` of ``asset`` that are in the lake, concatenated."""
-        paths = (lake_path(asset, parts.trading_days, key) for key in keys)
-        return lake.lake.read_many(path for path in paths if lake.lake.exists(path))
-
     def load(lake: LakeResource, asset: dg.AssetKey, key: str) -> pl.DataFrame | None:
         """One partition of ``asset``, or None when it is not in the lake."""
         path = lake_path(asset, parts.trading_days, key)
@@ -183,7 +178,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     )
     def lending_factors(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         keys = context.partition_keys
-        history = stored(lake, SNAPSHOTS, sessions_back(keys[0], keys[-1], lookback))
+        history = read_partitions(
+            lake.lake, SNAPSHOTS, parts.trading_days, sessions_back(keys[0], keys[-1], lookback)
+        )
         available = set(history["date"]) if history.height else set()
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
@@ -313,7 +310,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         key, [f"no lending_factors partition {key} in the lake: materialize it first"]
                     )
                     continue
-                closes = stored(lake, PRICES, sessions_back(key, key, 1))
+                closes = read_partitions(lake.lake, PRICES, parts.trading_days, sessions_back(key, key, 1))
                 uptick = "close-to-close return of the session"
                 if closes.is_empty() or closes["date"].n_unique() < 2:
                     uptick = "missing: lending_prices lacks this session or the one before"

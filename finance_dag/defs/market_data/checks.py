@@ -18,7 +18,7 @@ from finance_dag.core.settings import Settings
 from finance_dag.market_data.bars import BAR_SCHEMA, validate_bars
 from finance_dag.market_data.consolidate import day_path, read_day_bars
 from finance_dag.platform.partitions import DomainPartitions, run_partition_keys
-from finance_dag.platform.storage import LakeResource, lake_path
+from finance_dag.platform.storage import LakeResource, read_partitions
 
 MINUTE_BARS = dg.AssetKey("minute_bars")
 BAR_COVERAGE = dg.AssetKey("bar_coverage")
@@ -120,8 +120,7 @@ def build_checks(settings: Settings, parts: DomainPartitions) -> list[dg.AssetCh
         context: dg.AssetCheckExecutionContext, lake: LakeResource
     ) -> dg.AssetCheckResult:
         keys = checked_keys(context, BAR_COVERAGE, parts.trading_days)
-        paths = [lake_path(BAR_COVERAGE, parts.trading_days, key) for key in keys]
-        daily = lake.lake.read_many(p for p in paths if lake.lake.exists(p))
+        daily = read_partitions(lake.lake, BAR_COVERAGE, parts.trading_days, keys)
         low = daily.filter(pl.col("coverage") < threshold) if daily.height else daily
         return dg.AssetCheckResult(
             passed=low.is_empty(),
