@@ -9,6 +9,9 @@
 - ``STLFSI4`` (St. Louis Fed Financial Stress Index): weekly on Fridays, a composite of the
   standardised VIX and OAS deviations plus noise, centred on 0 over the whole simulated
   history, mostly -1.5 to 2, four decimals.
+- ``SKEW`` (CBOE SKEW index; not a FRED series: Yahoo ``^SKEW`` or a file): an AR(1) around
+  135 with its own noise and a small link to VIX (tail hedging gets dearer as volatility
+  rises), daily on sessions, mostly 124-143 (up to about 155), two decimals. ``skew()`` serves it.
 
 Everything is a pure function of the market's seed and the date: the whole history is built
 once, so any date range gives the same numbers. The FRED fake serves exactly these values.
@@ -27,7 +30,8 @@ from finance_dag.core import calendar
 from finance_dag.sim.market import SimulatedMarket
 
 HY_OAS, VIX, STRESS = "BAMLH0A0HYM2", "VIXCLS", "STLFSI4"
-MACRO_SERIES: tuple[str, ...] = (HY_OAS, VIX, STRESS)
+MACRO_SERIES: tuple[str, ...] = (HY_OAS, VIX, STRESS)  # the FRED series
+SKEW = "SKEW"  # CBOE SKEW: not on FRED
 MACRO_SCHEMA = pl.Schema({"date": pl.Date, "series_id": pl.String, "value": pl.Float64})
 _MARKET_VOL = 0.011  # daily volatility of the market factor
 
@@ -57,7 +61,15 @@ class SimulatedMacro:
         oas = np.round(4.6 * np.exp(0.6 * (log_vix - mu) + spread), 2)
         z = 0.6 * (log_vix - mu) / 0.29 + 0.4 * np.log(oas / 4.6) / 0.2 + 0.1 * noise[:, 2]
         stress = z - z.mean()
-        daily = pl.DataFrame({"date": days, "vix": vix, "oas": oas, "stress": np.round(stress, 4)})
+        skew_level = np.empty(len(days))
+        level = 0.0
+        for i in range(len(days)):
+            level = 0.95 * level + 1.5 * noise[i, 2] + 0.8 * (log_vix[i] - mu)
+            skew_level[i] = level
+        skew = np.round(135.0 + skew_level, 2)
+        daily = pl.DataFrame(
+            {"date": days, "vix": vix, "oas": oas, "stress": np.round(stress, 4), "skew": skew}
+        )
         fridays = _fridays(days[0], days[-1])
         weekly = (
             pl.DataFrame({"date": fridays})
@@ -68,7 +80,13 @@ class SimulatedMacro:
             VIX: daily.select("date", value="vix"),
             HY_OAS: daily.select("date", value="oas"),
             STRESS: weekly.select("date", value="stress"),
+            SKEW: daily.select("date", value="skew"),
         }
+
+    def skew(self, start: date, end: date) -> pl.DataFrame:
+        """CBOE SKEW closes in [start, end]: ``date``, ``close`` (what Yahoo's ``^SKEW`` serves)."""
+        frame = self._history[SKEW].filter(pl.col("date").is_between(start, end))
+        return frame.rename({"value": "close"})
 
     def observations(self, series_ids: Sequence[str], start: date, end: date) -> pl.DataFrame:
         """``(date, series_id, value)`` for each series in [start, end], like the FRED source."""

@@ -13,12 +13,19 @@ import polars as pl
 
 from finance_dag.market_data.bars import FetchResult, ny_date
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
+from finance_dag.sim.macro import SimulatedMacro
 
 
 @lru_cache(maxsize=4)
 def shared_market(seed: int) -> SimulatedMarket:
     """One simulator per seed and process: its caches then serve every asset and request."""
     return SimulatedMarket(seed)
+
+
+@lru_cache(maxsize=4)
+def shared_macro(seed: int) -> SimulatedMacro:
+    """The macro series (FRED's and CBOE SKEW) of ``shared_market(seed)``."""
+    return SimulatedMacro(shared_market(seed))
 
 
 class SimulatedVendor:
