@@ -15,14 +15,21 @@ dated 09:30 New York of its ex-date. The market's true bars are the raw ones.
 
 A daily request over a range (``period1``/``period2``) gets daily regular-session bars and the
 events; one by ``range`` (yfinance's timezone probe) gets the metadata and no bars.
+
+``indices`` maps an index symbol (``"^SKEW"``) to its daily closes (``date``, ``close``): its
+daily requests get those closes as bars (open = high = low = close, volume 0, like Yahoo's index
+rows) with ``instrumentType`` INDEX, no split events. Like Yahoo, an index symbol (``^``) that is
+not there answers 404 with the chart error body; other symbols are the market's.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import unquote
 
 import numpy as np
+import polars as pl
 
 from finance_dag.core import calendar
 from finance_dag.sim import SimulatedMarket
@@ -35,11 +42,18 @@ Split = tuple[date, int, int]  # ex-date, numerator, denominator (4:1 is (d, 4, 
 
 
 class FakeYahoo(FakeServer):
-    def __init__(self, market: SimulatedMarket, now: datetime, splits: dict[str, list[Split]] | None = None):
+    def __init__(
+        self,
+        market: SimulatedMarket,
+        now: datetime,
+        splits: dict[str, list[Split]] | None = None,
+        indices: dict[str, pl.DataFrame] | None = None,
+    ):
         super().__init__()
         self.market = market
         self.now = now
         self.splits = splits or {}
+        self.indices = indices or {}
 
     def adjustment(self, symbol: str, day: date) -> float:
         """What Yahoo divides ``day``'s prices by: the ratios of known splits after that day."""
@@ -80,9 +94,12 @@ class FakeYahoo(FakeServer):
             return Reply(200, CRUMB.encode(), "text/plain")
         if not request.path.startswith("/v8/finance/chart/"):
             return Reply(404, b"<html>not found</html>", "text/html")
-        symbol = request.path.rsplit("/", 1)[-1]
+        symbol = unquote(request.path.rsplit("/", 1)[-1])  # "^SKEW" arrives as "%5ESKEW"
         q = request.query
-        meta = _meta(symbol, q.get("interval", "1d"))
+        if symbol.startswith("^") and symbol not in self.indices:
+            detail = "No data found, symbol may be delisted"
+            return Reply(404, _chart_error("Not Found", detail))
+        meta = _meta(symbol, q.get("interval", "1d"), "INDEX" if symbol in self.indices else "EQUITY")
         if q.get("interval") == "1d" and "period1" in q:
             return self._daily(symbol, q, meta)
         if q.get("interval") != "1m":
@@ -122,6 +139,8 @@ class FakeYahoo(FakeServer):
         """Daily regular-session bars (split-adjusted like Yahoo's), stamped 09:30 New York."""
         start = datetime.fromtimestamp(int(q["period1"]), UTC)
         end = datetime.fromtimestamp(int(q["period2"]), UTC)
+        if symbol in self.indices:
+            return self._index_daily(symbol, start, end, meta)
         cols: dict[str, list] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
         for day in _sessions_between(start, end):
             moment = _split_moment(day)
@@ -145,14 +164,28 @@ class FakeYahoo(FakeServer):
             result["events"] = self.split_events(symbol, start, end)
         return _json({"chart": {"result": [result], "error": None}})
 
+    def _index_daily(self, symbol: str, start: datetime, end: datetime, meta: dict) -> Reply:
+        """The index's closes stamped 09:30 New York in [start, end) and not after ``now``."""
+        stamps, closes = [], []
+        for day, close in self.indices[symbol].select("date", "close").iter_rows():
+            moment = _split_moment(day)
+            if start <= moment < end and moment <= self.now:
+                stamps.append(int(moment.timestamp()))
+                closes.append(close)
+        quote = {"open": closes, "high": closes, "low": closes, "close": closes, "volume": [0] * len(closes)}
+        indicators = {"quote": [quote], "adjclose": [{"adjclose": closes}]}
+        return _json(
+            {"chart": {"result": [{**meta, "timestamp": stamps, "indicators": indicators}], "error": None}}
+        )
 
-def _meta(symbol: str, interval: str) -> dict:
+
+def _meta(symbol: str, interval: str, instrument: str) -> dict:
     return {
         "meta": {
             "currency": "USD",
             "symbol": symbol,
-            "exchangeName": "NYQ",
-            "instrumentType": "EQUITY",
+            "exchangeName": "CXI" if instrument == "INDEX" else "NYQ",
+            "instrumentType": instrument,
             "gmtoffset": -18000,
             "timezone": "EST",
             "exchangeTimezoneName": "America/New_York",

@@ -1,4 +1,5 @@
-"""Yahoo adapter (yfinance) against the loopback fake: 30-day refusal, 7-day chunks, faults, UTC."""
+"""Yahoo adapter (yfinance) against the loopback fake: 30-day refusal, 7-day chunks, faults, UTC;
+daily closes of an index (CBOE SKEW)."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -9,8 +10,9 @@ import requests
 
 from finance_dag.core import calendar
 from finance_dag.core.http import RateLimiter, RetryPolicy
-from finance_dag.market_data.bars import validate_bars
-from finance_dag.market_data.vendors.yahoo import LIMIT_MARGIN, YahooBars
+from finance_dag.market_data.bars import VendorError, validate_bars
+from finance_dag.market_data.vendors.yahoo import CLOSES_SCHEMA, LIMIT_MARGIN, YahooBars
+from finance_dag.sim.macro import SimulatedMacro
 from finance_dag.testing import truth_frame
 from finance_dag.testing.yahoo import FakeYahoo, isolate_yfinance_cache
 
@@ -209,3 +211,73 @@ def test_fake_refuses_minute_requests_older_than_30_days_on_its_clock(market) ->
         )
     (message,) = result.failures.values()
     assert "(HTTP 422)" in message and "The requested range must be within the last 30 days" in message
+
+
+SKEW_NOW = datetime(2024, 12, 2, tzinfo=UTC)
+NOVEMBER = (date(2024, 11, 1), date(2024, 11, 29))
+
+
+def skew_fake(market, closes: pl.DataFrame | None = None) -> FakeYahoo:
+    """A fake serving ``closes`` as ^SKEW (default: the simulated SKEW from October to December)."""
+    closes = SimulatedMacro(market).skew(date(2024, 10, 1), date(2024, 12, 31)) if closes is None else closes
+    return FakeYahoo(market, SKEW_NOW, indices={"^SKEW": closes})
+
+
+def test_skew_daily_closes_are_the_simulated_ones_in_one_request(market) -> None:
+    with skew_fake(market) as fake:
+        closes = adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", *NOVEMBER)
+        asked = [r for r in fake.chart_requests("1d") if daily_request(r)]  # not yfinance's zone probe
+    assert closes.equals(SimulatedMacro(market).skew(*NOVEMBER))
+    assert closes.schema == CLOSES_SCHEMA and closes["date"][-1] == date(2024, 11, 29)  # end included
+    assert date(2024, 11, 28) not in closes["date"]  # Thanksgiving
+    (request,) = asked
+    assert request.path == "/v8/finance/chart/%5ESKEW"
+    after = datetime(2024, 11, 30, tzinfo=calendar.NEW_YORK)  # end + 1 day: yfinance's end is exclusive
+    assert int(request.query["period2"]) == int(after.timestamp())
+
+
+def test_skew_transient_faults_are_retried_and_the_closes_stay_exact(market) -> None:
+    with skew_fake(market) as fake:
+        for kind in ("503", "truncated"):
+            fake.inject(kind, match=daily_request)
+        closes = adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", *NOVEMBER)
+        asked = [r for r in fake.chart_requests("1d") if daily_request(r)]
+    assert closes.equals(SimulatedMacro(market).skew(*NOVEMBER))
+    assert len(asked) == 3 and fake.faults_served == {"503": 1, "truncated": 1}
+
+
+def test_skew_unknown_to_yahoo_fails_at_once_naming_the_symbol(market) -> None:
+    with FakeYahoo(market, SKEW_NOW) as fake, pytest.raises(VendorError) as raised:  # no indices: 404
+        adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", *NOVEMBER)
+    assert str(raised.value).startswith(
+        "yahoo: GET /v8/finance/chart 1d closes for ^SKEW 2024-11-01..2024-11-29 failed after 1 attempt(s) "
+        "(HTTP 404)"
+    )
+    assert "No data found, symbol may be delisted" in str(raised.value)
+
+
+def test_skew_holiday_nan_is_dropped_and_a_non_positive_close_fails_naming_its_dates(market) -> None:
+    truth = SimulatedMacro(market).skew(*NOVEMBER)
+    day = pl.col("date")
+    gaps = truth.with_columns(close=pl.when(day == date(2024, 11, 7)).then(None).otherwise("close"))
+    broken = truth.with_columns(
+        close=pl.when(day == date(2024, 11, 5))
+        .then(-1.0)
+        .when(day == date(2024, 11, 8))
+        .then(0.0)
+        .otherwise("close")
+    )
+    with skew_fake(market, gaps) as fake:
+        closes = adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", *NOVEMBER)
+    with skew_fake(market, broken) as fake, pytest.raises(VendorError) as raised:
+        adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", *NOVEMBER)
+    assert closes.equals(truth.filter(day != date(2024, 11, 7)))
+    assert str(raised.value).endswith(
+        "closes for ^SKEW 2024-11-01..2024-11-29 answered close not a positive number on 2024-11-05, 2024-11-08"
+    )
+
+
+def test_skew_range_with_no_sessions_served_yet_is_an_empty_frame(market) -> None:
+    with skew_fake(market) as fake:
+        closes = adapter(fake.url, now=SKEW_NOW).daily_closes("^SKEW", date(2024, 12, 9), date(2024, 12, 13))
+    assert closes.is_empty() and closes.schema == CLOSES_SCHEMA

@@ -18,6 +18,12 @@ column), adds any split a 1-minute answer reports, and multiplies each bar's pri
 ratios of the splits after the bar's day (volume divided). When the split events cannot be
 obtained the symbol's days fail naming why, rather than risk mixing adjusted and raw bars.
 
+``daily_closes`` reads an index's daily closes (CBOE SKEW is ``^SKEW``) by New York date in
+one daily chart request up to the day after ``end`` (yfinance's ``end`` is exclusive); indices
+have no splits, so nothing is unadjusted. yfinance keeps NaN rows (else it would drop a zero
+close too, an index's volume being 0); NaN closes (holidays) are dropped here, and a close that
+is not positive or a repeated date fails naming the dates.
+
 yfinance returns its index in the exchange's zone (older versions returned naive exchange
 times); either way ``ts`` is converted to UTC here. yfinance logs and swallows most errors,
 so its requests go through a session of ours (curl_cffi, yfinance's own backend) that also
@@ -54,7 +60,7 @@ from finance_dag.core.http import (
     parse_json,
     shared_limiter,
 )
-from finance_dag.market_data.bars import FetchResult, SymbolDay
+from finance_dag.market_data.bars import FetchResult, SymbolDay, VendorError
 from finance_dag.market_data.vendors.common import fetch_result
 
 NAME = "yahoo"
@@ -64,6 +70,7 @@ SPLIT_LOOKBACK = timedelta(days=7)  # the split lookup starts this long before t
 MAX_SPAN_DAYS = 7  # per request
 LIMITS = ((60, 60.0),)  # unpublished; Yahoo throttles bursts, so stay gentle
 _CHART_PATH = "/v8/finance/chart/"
+CLOSES_SCHEMA = pl.Schema({"date": pl.Date, "close": pl.Float64})
 
 
 class _YahooSession(RoutedSessionMixin, curl_requests.Session):
@@ -147,12 +154,30 @@ class YahooBars:
                 frames.append(unadjust(frame, {**reported, **splits}))
         return fetch_result(frames, NAME, symbols, days, failures)
 
+    def daily_closes(self, symbol: str, start: date, end: date) -> pl.DataFrame:
+        """Daily closes of ``symbol`` (an index such as ``^SKEW``) in [start, end]: ``date`` (New
+        York session date), ``close``, sorted; one retried request, the answer checked."""
+        what = f"GET /v8/finance/chart 1d closes for {symbol} {start.isoformat()}..{end.isoformat()}"
+        after = end + timedelta(days=1)  # yfinance's end is exclusive
+        frame, _ = self.http.call(  # keepna: yfinance would drop a zero close silently (volume is 0)
+            what, lambda: self._ticker_history(symbol, start=start, end=after, interval="1d", keepna=True)
+        )
+        return _closes(what, frame, start, end)
+
     def _ticker_history(self, symbol: str, **kwargs: Any) -> tuple[Any, Any]:
-        """``yf.Ticker(symbol).history(**kwargs)``, raising what yfinance logged and swallowed."""
+        """``yf.Ticker(symbol).history(**kwargs)``, raising what yfinance logged and swallowed.
+
+        A failed chart request is raised even when yfinance then failed otherwise: a symbol whose
+        timezone probe fails sends yfinance to ``.info``, whose own failure would hide the cause."""
         YfData.cache_get.cache_clear()
         self.session.error = None
         ticker = yf.Ticker(symbol, session=self.session)
-        frame = ticker.history(auto_adjust=False, actions=True, timeout=self.timeout, **kwargs)
+        try:
+            frame = ticker.history(auto_adjust=False, actions=True, timeout=self.timeout, **kwargs)
+        except Exception:
+            if self.session.error is None:
+                raise
+            raise self.session.error from None  # the cause; yfinance's own failure only follows it
         if self.session.error is not None:
             raise self.session.error
         return frame, ticker
@@ -203,6 +228,35 @@ def split_events(history: Any) -> dict[date, float]:
         stamp.tz_convert(calendar.NEW_YORK).date(): float(ratio)
         for stamp, ratio in zip(index, events, strict=True)
     }
+
+
+def _closes(what: str, history: Any, start: date, end: date) -> pl.DataFrame:
+    """yfinance's daily frame (New York or naive index) as ``date``, ``close`` in [start, end];
+    NaN closes (holidays) dropped, a non-positive or non-finite close or a repeated date raised."""
+    if history.empty:
+        return pl.DataFrame(schema=CLOSES_SCHEMA)
+    index = history.index if history.index.tz is not None else history.index.tz_localize(calendar.NEW_YORK)
+    frame = (
+        pl.DataFrame(
+            {
+                "date": [stamp.date() for stamp in index.tz_convert(calendar.NEW_YORK)],
+                "close": np.asarray(history["Close"], dtype=float),
+            },
+            schema=CLOSES_SCHEMA,
+        )
+        .filter(pl.col("date").is_between(start, end), ~pl.col("close").is_nan())
+        .sort("date")
+    )
+    bad = frame.filter(~pl.col("close").is_finite() | (pl.col("close") <= 0))["date"]
+    repeated = frame.filter(pl.col("date").is_duplicated())["date"].unique(maintain_order=True)
+    problems = [
+        f"{label} on {', '.join(d.isoformat() for d in dates)}"
+        for label, dates in (("close not a positive number", bad), ("date repeated", repeated))
+        if len(dates)
+    ]
+    if problems:
+        raise VendorError(f"{NAME}: {what} answered {'; '.join(problems)}")
+    return frame
 
 
 def unadjust(frame: pl.DataFrame, splits: dict[date, float]) -> pl.DataFrame:
