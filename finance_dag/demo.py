@@ -68,12 +68,12 @@ def main() -> None:
     print(f"Lending factor IC over {lending[0]}..{lending[-1]}, 5-session forward returns (lake prices):")
     for row in ic.filter(ic["period"] == 5).sort("factor").iter_rows(named=True):
         print(
-            f"  {row['factor']:<6} mean IC {row['mean_ic']:+.3f}  t {row['t_stat']:+6.2f}  hit {row['hit_rate']:.0%}"
+            f"  {row['factor']:<17} mean IC {row['mean_ic']:+.3f}  t {row['t_stat']:+6.2f}  hit {row['hit_rate']:.0%}"
         )
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
-        "lending_snapshots", "lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
+        "lending_snapshots", "lending_factors", "extended_lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
         "daily_digest",
     ):  # fmt: skip
         print(f"  {asset:<18} {lake.uri(asset)}")

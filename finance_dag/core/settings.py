@@ -25,6 +25,11 @@ DEFAULT_COVERAGE_THRESHOLD = 0.85
 FIRST_SESSION = date(2010, 1, 4)  # the calendar's first session (finance_dag.core.calendar)
 ENVIRONMENTS = ("sim", "prod")
 LENDING_SOURCES = ("sim", "inbox", "sql")
+DROP_SOURCES = ("sim", "inbox")
+MACRO_SOURCES = ("sim", "fred")
+SKEW_SOURCES = ("sim", "yahoo", "file")
+# FRED series of the extended lending factors, by role; FINANCE_DAG_LENDING_MACRO_SERIES overrides.
+LENDING_MACRO_SERIES: dict[str, str] = {"hy_oas": "BAMLH0A0HYM2", "vix": "VIXCLS", "stress": "STLFSI4"}
 
 
 class SettingError(ValueError):
@@ -51,6 +56,13 @@ class Settings:
     lending_source: str  # "sim" (files dropped by the simulated feed), "inbox" or "sql"
     lending_inbox: str  # folder or s3:// prefix where lending files land
     lending_sql_table: str  # table read when lending_source is "sql" (URL: env LENDING_SQL_URI)
+    # Extended-factor inputs (docs/lending.md): file drops, FRED series, CBOE SKEW.
+    lending_drops_source: str = "sim"  # "sim" (the simulated vendors drop files) or "inbox"
+    lending_drops_inbox: str = "./data/_inbox"  # one folder per drop: etf_shares/, esg_scores/, ...
+    lending_macro_source: str = "sim"  # "sim" or "fred"
+    lending_macro_series: tuple[tuple[str, str], ...] = tuple(LENDING_MACRO_SERIES.items())
+    lending_skew_source: str = "sim"  # "sim", "yahoo" (^SKEW) or "file"
+    lending_skew_file: str = ""  # CSV or parquet with date, skew when lending_skew_source is "file"
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -116,6 +128,17 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         raise SettingError(
             f"FINANCE_DAG_BAR_VENDORS={env['FINANCE_DAG_BAR_VENDORS']!r} has an empty vendor name"
         )
+
+    def sim_or(production: str) -> str:
+        return "sim" if environment == "sim" else production
+
+    skew_source = _choice(env, "FINANCE_DAG_LENDING_SKEW_SOURCE", sim_or("yahoo"), SKEW_SOURCES)
+    skew_file = env.get("FINANCE_DAG_LENDING_SKEW_FILE", "").strip()
+    if skew_source == "file" and not skew_file:
+        raise SettingError(
+            "FINANCE_DAG_LENDING_SKEW_SOURCE=file needs FINANCE_DAG_LENDING_SKEW_FILE (a CSV or parquet "
+            "file with columns date, skew)"
+        )
     return Settings(
         storage=storage,
         environment=environment,
@@ -123,13 +146,32 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         coverage_threshold=threshold,
         market_data=domain_settings(env, "FINANCE_DAG_", "demo", DEFAULT_START_DATE, today),
         lending=domain_settings(env, "FINANCE_DAG_LENDING_", "lending", DEFAULT_START_DATE, today),
-        lending_source=_choice(
-            env, "FINANCE_DAG_LENDING_SOURCE", "sim" if environment == "sim" else "inbox", LENDING_SOURCES
-        ),
+        lending_source=_choice(env, "FINANCE_DAG_LENDING_SOURCE", sim_or("inbox"), LENDING_SOURCES),
         lending_inbox=env.get("FINANCE_DAG_LENDING_INBOX", "").strip()
         or f"{storage.rstrip('/')}/_inbox/lending",
         lending_sql_table=env.get("FINANCE_DAG_LENDING_SQL_TABLE", "lending"),
+        lending_drops_source=_choice(env, "FINANCE_DAG_LENDING_DROPS_SOURCE", sim_or("inbox"), DROP_SOURCES),
+        lending_drops_inbox=env.get("FINANCE_DAG_LENDING_DROPS_INBOX", "").strip()
+        or f"{storage.rstrip('/')}/_inbox",
+        lending_macro_source=_choice(env, "FINANCE_DAG_LENDING_MACRO_SOURCE", sim_or("fred"), MACRO_SOURCES),
+        lending_macro_series=_macro_series(env.get("FINANCE_DAG_LENDING_MACRO_SERIES", "")),
+        lending_skew_source=skew_source,
+        lending_skew_file=skew_file,
     )
+
+
+def _macro_series(raw: str) -> tuple[tuple[str, str], ...]:
+    """``hy_oas=BAMLH0A0HYM2,stress=STLFSI4`` over the defaults, as (role, series id) pairs."""
+    series = dict(LENDING_MACRO_SERIES)
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        role, _, series_id = (x.strip() for x in part.partition("="))
+        if role not in series or not series_id:
+            raise SettingError(
+                f"FINANCE_DAG_LENDING_MACRO_SERIES entry {part!r} must be role=SERIES_ID with role one of "
+                f"{', '.join(LENDING_MACRO_SERIES)}"
+            )
+        series[role] = series_id
+    return tuple(series.items())
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

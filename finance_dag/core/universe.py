@@ -30,6 +30,16 @@ FULL_SYMBOLS: tuple[str, ...] = DEMO_SYMBOLS + (
     "NFLX", "AMD", "INTC", "CRM", "ORCL", "ADBE",
 )  # fmt: skip
 
+# The single stocks of the full list; every other name of it is an exchange-traded fund.
+STOCKS: frozenset[str] = frozenset(
+    (
+        "NVDA", "TSLA", "AAPL", "MSFT", "AMZN", "GOOGL", "META", "BAC", "PFE", "JPM", "WFC", "GS",
+        "C", "XOM", "CVX", "JNJ", "UNH", "MRK", "ABBV", "KO", "PEP", "WMT", "COST", "HD", "DIS",
+        "NFLX", "AMD", "INTC", "CRM", "ORCL", "ADBE",
+    )
+)  # fmt: skip
+ETF_SYMBOLS: tuple[str, ...] = tuple(s for s in FULL_SYMBOLS if s not in STOCKS)
+
 # The securities-lending universe: the full list, then synthetic names LND0001... to 1,000.
 LENDING_SYMBOLS: tuple[str, ...] = FULL_SYMBOLS + tuple(
     f"LND{i:04d}" for i in range(1, 1000 - len(FULL_SYMBOLS) + 1)

@@ -73,7 +73,7 @@ def zscore(x: pl.Expr) -> pl.Expr:
     return pl.when(ok).then(((x - x.mean()) / std).clip(-Z_CAP, Z_CAP)).otherwise(None)
 
 
-def _as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl.DataFrame, pl.Series]:
+def rows_as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl.DataFrame, pl.Series]:
     """Rows dated <= ``day`` (needed columns only) and the sorted sessions up to ``day``."""
     needed = ["date", "symbol", *columns]
     missing = [c for c in needed if c not in history.columns]
@@ -86,7 +86,7 @@ def _as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl
     return past, sessions
 
 
-def _panel(past: pl.DataFrame, sessions: pl.Series, n: int, column: str) -> pl.DataFrame | None:
+def session_panel(past: pl.DataFrame, sessions: pl.Series, n: int, column: str) -> pl.DataFrame | None:
     """``column`` for every name on the day over its last ``n`` sessions (``k`` = 0 oldest ..
     n-1 = the day), null where a name has no row; None when the history is shorter than ``n``."""
     if sessions.len() < n:
@@ -124,8 +124,8 @@ def short_interest_momentum(history: pl.DataFrame, day: date) -> pl.DataFrame:
     The vendor's ``on_loan_qty_month_diff`` is not used: its window (calendar month) and unit are
     the vendor's, while this change is measured on our own sessions.
     """
-    past, sessions = _as_of(history, day, ["short_interest"])
-    panel = _panel(past, sessions, SIM_SESSIONS + 1, "short_interest")
+    past, sessions = rows_as_of(history, day, ["short_interest"])
+    panel = session_panel(past, sessions, SIM_SESSIONS + 1, "short_interest")
     if panel is None:
         return _result(past, day, "sim", None)
     ends = panel.group_by("symbol").agg(
@@ -143,9 +143,9 @@ def borrow_cost_shock(history: pl.DataFrame, day: date) -> pl.DataFrame:
     Needs the fee on all 32 sessions t-31 .. t; otherwise null. Lookback 31 sessions. Today's
     change is left out of the std so that a spike does not dampen itself.
     """
-    past, sessions = _as_of(history, day, ["fee_bps"])
+    past, sessions = rows_as_of(history, day, ["fee_bps"])
     n = BCS_SESSIONS + 2
-    panel = _panel(past, sessions, n, "fee_bps")
+    panel = session_panel(past, sessions, n, "fee_bps")
     if panel is None:
         return _result(past, day, "bcs", None)
     changes = panel.with_columns(change=pl.col("fee_bps").diff().over("symbol"))
@@ -167,8 +167,8 @@ def utilization_persistence(history: pl.DataFrame, day: date) -> pl.DataFrame:
     otherwise null. Lookback 19 sessions. A share rather than the 20-day mean: 10 days at 100 %
     and 10 at 20 % average 60 % but are not persistently tight.
     """
-    past, sessions = _as_of(history, day, ["utilization_pct"])
-    panel = _panel(past, sessions, UPI_SESSIONS, "utilization_pct")
+    past, sessions = rows_as_of(history, day, ["utilization_pct"])
+    panel = session_panel(past, sessions, UPI_SESSIONS, "utilization_pct")
     if panel is None:
         return _result(past, day, "upi", None)
     share = (pl.col("utilization_pct") >= UPI_THRESHOLD_PCT).mean()
@@ -181,8 +181,8 @@ def fee_trend_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
     (bps per session), ``sum((k - k̄)(fee - fee̅)) / sum((k - k̄)^2)``, then cross-sectional z
     clipped at +/-3. Needs the fee on all 20 sessions; otherwise null. Lookback 19 sessions.
     """
-    past, sessions = _as_of(history, day, ["fee_bps"])
-    panel = _panel(past, sessions, FTZ_SESSIONS, "fee_bps")
+    past, sessions = rows_as_of(history, day, ["fee_bps"])
+    panel = session_panel(past, sessions, FTZ_SESSIONS, "fee_bps")
     if panel is None:
         return _result(past, day, "ftz", None)
     k, fee = pl.col("k").cast(pl.Float64), pl.col("fee_bps")
@@ -194,7 +194,7 @@ def fee_trend_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
 def days_to_cover_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """DTC_z: ``short_interest / adv`` (days to cover) on ``day``, cross-sectional z clipped at
     +/-3. Null when either is missing or ``adv`` is 0. Lookback 0."""
-    past, _ = _as_of(history, day, ["short_interest", "adv"])
+    past, _ = rows_as_of(history, day, ["short_interest", "adv"])
     today = past.filter(pl.col("date") == day).sort("symbol")  # fixed order: bit-identical sums
     dtc = pl.when(pl.col("adv") > 0).then(pl.col("short_interest") / pl.col("adv"))
     return _result(past, day, "dtc_z", today.with_columns(dtc_z=zscore(dtc)))
@@ -204,7 +204,7 @@ def locate_proxy(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """LPF: ``(z(rerate_ratio) + z(b2b_loans / on_loan_qty)) / 2`` on ``day``, each a
     cross-sectional z clipped at +/-3; the mean is not re-standardised. Null when either part is
     null (``on_loan_qty`` 0 or missing included). Lookback 0."""
-    past, _ = _as_of(history, day, ["rerate_ratio", "b2b_loans", "on_loan_qty"])
+    past, _ = rows_as_of(history, day, ["rerate_ratio", "b2b_loans", "on_loan_qty"])
     today = past.filter(pl.col("date") == day).sort("symbol")  # fixed order: bit-identical sums
     b2b_share = pl.when(pl.col("on_loan_qty") > 0).then(pl.col("b2b_loans") / pl.col("on_loan_qty"))
     parts = today.with_columns(z_rerate=zscore(pl.col("rerate_ratio")), z_b2b=zscore(b2b_share))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
 
@@ -47,7 +48,6 @@ FEED_COLUMNS: dict[str, str] = {
     "B2B Loans": "b2b_loans",
     "Lender Count": "lender_count",
 }
-RAW_NAMES: dict[str, str] = {normalised: raw for raw, normalised in FEED_COLUMNS.items()}
 FEED_SCHEMA = pl.Schema(
     {
         "date": pl.Date,
@@ -86,38 +86,64 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "b2b_loans": "Broker-to-broker loans, shares, >= 0 (`B2B Loans`).",
     "lender_count": "Number of lenders with the security on loan, count, >= 0 (`Lender Count`).",
 }
-NOT_NULL = ("date", "symbol", "fee_bps", "utilization_pct")
-NON_NEGATIVE = (
-    "fee_bps",
-    "utilization_pct",
-    "on_loan_qty",
-    "short_interest",
-    "adv",
-    "rerate_ratio",
-    "b2b_loans",
-    "lender_count",
-)
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_LISTED = 10  # offending rows named in an error message
 
 
-FILE_PREFIX = "lending_"
+@dataclass(frozen=True)
+class Delivery:
+    """A kind of delivered file: how it is named, its columns and the rules ``validate`` applies.
+
+    ``columns`` maps each delivered column name to its stored name (in stored order) and
+    ``schema`` gives the stored dtypes; ``not_null`` and ``non_negative`` name stored columns;
+    ``maxima`` caps values (inclusive); ``key`` is unique per file and labels offending rows
+    (``key_plural`` names them in messages); ``dated``: every row's ``date`` equals the day.
+    """
+
+    name: str
+    prefix: str
+    columns: dict[str, str]
+    schema: pl.Schema
+    not_null: tuple[str, ...]
+    non_negative: tuple[str, ...] = ()
+    maxima: dict[str, float] = field(default_factory=dict)
+    key: str = "symbol"
+    key_plural: str = "tickers"
+    dated: bool = True
+
+    def file_name(self, day: date, fmt: str = "csv") -> str:
+        """``lending_2024-11-29.csv``: how a day's delivery is named in its inbox."""
+        return f"{self.prefix}{day.isoformat()}.{fmt}"
+
+    def file_day(self, name: str) -> date | None:
+        """The day a delivery's file name stands for (``lending_2024-11-29.parquet``), or None."""
+        stem = PurePosixPath(name).name.rpartition(".")[0]
+        if not stem.startswith(self.prefix):
+            return None
+        try:
+            return date.fromisoformat(stem.removeprefix(self.prefix))
+        except ValueError:
+            return None
 
 
-def feed_file_name(day: date, fmt: str = "csv") -> str:
-    """``lending_2024-11-29.csv``: how a day's delivery is named in the inbox."""
-    return f"{FILE_PREFIX}{day.isoformat()}.{fmt}"
-
-
-def feed_file_day(name: str) -> date | None:
-    """The day a delivery's file name stands for (``lending_2024-11-29.parquet``), or None."""
-    stem = name.rpartition(".")[0]
-    if not stem.startswith(FILE_PREFIX):
-        return None
-    try:
-        return date.fromisoformat(stem.removeprefix(FILE_PREFIX))
-    except ValueError:
-        return None
+LENDING_FEED = Delivery(
+    name="lending feed",
+    prefix="lending_",
+    columns=FEED_COLUMNS,
+    schema=FEED_SCHEMA,
+    not_null=("date", "symbol", "fee_bps", "utilization_pct"),
+    non_negative=(
+        "fee_bps",
+        "utilization_pct",
+        "on_loan_qty",
+        "short_interest",
+        "adv",
+        "rerate_ratio",
+        "b2b_loans",
+        "lender_count",
+    ),
+    maxima={"utilization_pct": 100.0},
+)
 
 
 class LendingFeedError(ValueError):
@@ -210,13 +236,8 @@ def _listing(labels: Sequence[str]) -> str:
     return f"{shown}, and {more} more" if more > 0 else shown
 
 
-def _column(normalised: str) -> str:
-    return f"column '{RAW_NAMES[normalised]}'"
-
-
-def _parse(frame: pl.DataFrame, col: str) -> pl.Expr:
-    """``col`` (raw name) cast to its normalised dtype; unparseable values become null."""
-    target = FEED_SCHEMA[FEED_COLUMNS[col]]
+def _parse(frame: pl.DataFrame, col: str, target: pl.DataType) -> pl.Expr:
+    """Delivered column ``col`` cast to ``target``; unparseable values become null."""
     dtype = frame.schema[col]
     expr = pl.col(col)
     if dtype == pl.String:
@@ -250,14 +271,16 @@ def _is_missing(frame: pl.DataFrame, col: str) -> pl.Expr:
     return expr.is_null()
 
 
-def validate_snapshot(raw: pl.DataFrame, day: date, source_name: str) -> pl.DataFrame:
-    """Normalise and validate one day's raw feed (vendor column names) against partition ``day``.
+def validate(raw: pl.DataFrame, delivery: Delivery, day: date | None, source_name: str) -> pl.DataFrame:
+    """Normalise and validate one delivered file of kind ``delivery`` (delivered column names).
 
-    Returns the rows in ``FEED_SCHEMA`` (snake_case, explicit dtypes), sorted by symbol. Raises
-    ``LendingFeedError`` naming ``source_name``, each failing column and its offending rows.
+    Returns the rows in ``delivery.schema`` (stored names, explicit dtypes), sorted by the key.
+    Raises ``LendingFeedError`` naming ``source_name``, each failing column (delivered name) and
+    its offending rows. ``day`` is the partition (checked against ``date`` when ``dated``).
     """
+    delivered = {norm: raw_name for raw_name, norm in delivery.columns.items()}
     frame = raw.rename({c: c.strip() for c in raw.columns if c != c.strip()})
-    missing = [c for c in FEED_COLUMNS if c not in frame.columns]
+    missing = [c for c in delivery.columns if c not in frame.columns]
     if missing:
         raise LendingFeedError(
             f"{source_name}: missing column(s) {', '.join(repr(c) for c in missing)} "
@@ -266,15 +289,15 @@ def validate_snapshot(raw: pl.DataFrame, day: date, source_name: str) -> pl.Data
     if frame.height == 0:
         raise LendingFeedError(f"{source_name}: empty file (header only, no rows)")
 
-    frame = frame.select(list(FEED_COLUMNS)).with_row_index("_row", offset=1)
+    frame = frame.select(list(delivery.columns)).with_row_index("_row", offset=1)
     parsed = frame.select(
         "_row",
-        *(_parse(frame, raw_name).alias(norm) for raw_name, norm in FEED_COLUMNS.items()),
-        *(_is_missing(frame, raw_name).alias(f"_missing_{norm}") for raw_name, norm in FEED_COLUMNS.items()),
-        *(pl.col(raw_name).cast(pl.String).alias(f"_raw_{norm}") for raw_name, norm in FEED_COLUMNS.items()),
+        *(_parse(frame, delivered[n], dtype).alias(n) for n, dtype in delivery.schema.items()),
+        *(_is_missing(frame, delivered[n]).alias(f"_missing_{n}") for n in delivery.schema),
+        *(pl.col(delivered[n]).cast(pl.String).alias(f"_raw_{n}") for n in delivery.schema),
     ).with_columns(
-        _label=pl.when(pl.col("symbol").is_not_null())
-        .then(pl.col("symbol"))
+        _label=pl.when(pl.col(delivery.key).is_not_null())
+        .then(pl.col(delivery.key).cast(pl.String))
         .otherwise(pl.format("row {}", pl.col("_row")))
     )
 
@@ -288,25 +311,36 @@ def validate_snapshot(raw: pl.DataFrame, day: date, source_name: str) -> pl.Data
             else:
                 labels = [f"{label} ({value})" for label, value in bad.select("_label", show).iter_rows()]
             rows = "row" if bad.height == 1 else "rows"
-            problems.append(f"{_column(col)} {what} in {bad.height} {rows}: {_listing(labels)}")
+            problems.append(f"column '{delivered[col]}' {what} in {bad.height} {rows}: {_listing(labels)}")
 
-    for col in FEED_SCHEMA.names():
+    for col, dtype in delivery.schema.items():
         unparsed = pl.col(col).is_null() & pl.col(f"_missing_{col}").not_()
-        kind = {pl.Date: "ISO dates (YYYY-MM-DD)", pl.Int64: "whole numbers"}.get(FEED_SCHEMA[col], "numbers")
+        kind = {pl.Date: "ISO dates (YYYY-MM-DD)", pl.Int64: "whole numbers"}.get(dtype, "numbers")
         report(unparsed, col, f"has values that are not {kind}", show=f"_raw_{col}")
-    for col in NOT_NULL:
+    for col in delivery.not_null:
         report(pl.col(f"_missing_{col}"), col, "has missing values")
-
-    report(pl.col("date") != day, "date", f"has dates other than the partition {day}", show="date")
-    dup = parsed.filter(pl.col("symbol").is_not_null() & pl.col("symbol").is_duplicated())
+    if delivery.dated:
+        report(pl.col("date") != day, "date", f"has dates other than the partition {day}", show="date")
+    key = pl.col(delivery.key)
+    dup = parsed.filter(key.is_not_null() & key.is_duplicated())
     if dup.height:
-        counts = dup.group_by("symbol", maintain_order=True).len()
-        labels = [f"{symbol} ({n} rows)" for symbol, n in counts.iter_rows()]
-        problems.append(f"{_column('symbol')} has duplicate tickers: {_listing(labels)}")
-    for col in NON_NEGATIVE:
+        counts = dup.group_by("_label", maintain_order=True).len()
+        labels = [f"{label} ({n} rows)" for label, n in counts.iter_rows()]
+        problems.append(
+            f"column '{delivered[delivery.key]}' has duplicate {delivery.key_plural}: {_listing(labels)}"
+        )
+    for col in delivery.non_negative:
         report(pl.col(col) < 0, col, "has negative values", show=col)
-    report(pl.col("utilization_pct") > 100, "utilization_pct", "has values above 100", show="utilization_pct")
+    for col, top in delivery.maxima.items():
+        report(pl.col(col) > top, col, f"has values above {top:g}", show=col)
 
     if problems:
-        raise LendingFeedError(f"{source_name} ({day}): " + "; ".join(problems))
-    return parsed.select(FEED_SCHEMA.names()).cast(dict(FEED_SCHEMA)).sort("symbol")
+        where = f" ({day})" if day is not None else ""
+        raise LendingFeedError(f"{source_name}{where}: " + "; ".join(problems))
+    return parsed.select(delivery.schema.names()).cast(dict(delivery.schema)).sort(delivery.key)
+
+
+def validate_snapshot(raw: pl.DataFrame, day: date, source_name: str) -> pl.DataFrame:
+    """Normalise and validate one day's raw lending feed (vendor column names) against ``day``:
+    ``validate`` with the lending feed's rules (rows in ``FEED_SCHEMA``, sorted by symbol)."""
+    return validate(raw, LENDING_FEED, day, source_name)

@@ -11,7 +11,8 @@ with the components and weights
     bcs     0.30  borrow-cost shock (BCS, a per-name z), clipped to [-Z_CAP, Z_CAP]
     upi     0.25  utilisation persistence (UPI, 0..1), cross-sectional z
     uptick  0.10  the last session's return, cross-sectional z (price confirmation)
-    buzz    0.10  social-mention velocity, cross-sectional z (when a mention file exists)
+    buzz    0.10  crowd buzz pulse (the extended factor ``crowd_buzz``, already a
+                  cross-sectional z of the social-mention velocity)
 
 A missing component (null for the name, or no input for the day, e.g. no mention counts)
 drops out and the weights of the rest are rescaled, so a score is never built from zeros; the
@@ -44,21 +45,21 @@ def squeeze_scores(
 
     ``factors``: the day's core factors (``symbol``, ``sim``, ``bcs``, ``upi``, ...);
     ``last_return``: ``symbol``, ``return`` (close-to-close of the day); ``buzz``: ``symbol``,
-    ``mentions_velocity`` or None.
+    ``crowd_buzz`` (the day's extended factors) or None when there are none.
     """
     frame = factors.select("symbol", "sim", "bcs", "upi").join(
         last_return.select("symbol", "return"), on="symbol", how="left"
     )
     if buzz is not None:
-        frame = frame.join(buzz.select("symbol", "mentions_velocity"), on="symbol", how="left")
+        frame = frame.join(buzz.select("symbol", "crowd_buzz"), on="symbol", how="left")
     else:
-        frame = frame.with_columns(mentions_velocity=pl.lit(None, pl.Float64))
+        frame = frame.with_columns(crowd_buzz=pl.lit(None, pl.Float64))
     z = frame.with_columns(
         sim_z=pl.col("sim"),
         bcs_z=pl.col("bcs").clip(-Z_CAP, Z_CAP),
         upi_z=zscore(pl.col("upi")),
         uptick_z=zscore(pl.col("return")),
-        buzz_z=zscore(pl.col("mentions_velocity")),
+        buzz_z=pl.col("crowd_buzz"),
     )
     served = pl.sum_horizontal(
         pl.col(f"{c}_z").is_not_null().cast(pl.Float64) * w for c, w in WEIGHTS.items()

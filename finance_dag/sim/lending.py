@@ -33,7 +33,8 @@ import polars as pl
 from scipy.signal import lfilter
 
 from finance_dag.core import calendar
-from finance_dag.lending.feed import feed_file_name
+from finance_dag.core.universe import ETF_SYMBOLS
+from finance_dag.lending.feed import LENDING_FEED
 
 LENDING_UNTIL = date(2030, 12, 31)
 HIGH_UTILISATION = 80.0
@@ -52,11 +53,11 @@ FEED_COLUMNS = (
 )  # fmt: skip
 INDUSTRIES = (
     "Technology", "Financials", "Health Care", "Energy", "Consumer", "Industrials", "Materials",
-    "Utilities", "Real Estate", "Communication", "ETF",
+    "Utilities", "Real Estate", "Communication",
 )  # fmt: skip
 
 
-def _ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
+def ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
     """y_t = phi * y_{t-1} + u_t from y_{-1} = 0 (a linear filter: no Python loop)."""
     return lfilter([1.0], [1.0, -phi], innovations)
 
@@ -82,20 +83,20 @@ class SimulatedLending:
         n = len(self.sessions)
         rng = np.random.default_rng([self.seed, 11, zlib.crc32(symbol.encode())])
         level = rng.normal(0.3, 1.1)
-        x = level + _ar1(0.15 * rng.standard_normal(n), 0.97)
+        x = level + ar1(0.15 * rng.standard_normal(n), 0.97)
         utilisation = 100.0 / (1.0 + np.exp(-x))
         high = utilisation > HIGH_UTILISATION
         spikes = SPIKE_SIZE * ((rng.uniform(size=n) < SPIKE_PROBABILITY) & high)
         innovation = FEE_SHOCK_SD * rng.standard_normal(n)
-        log_fee = rng.uniform(np.log(20), np.log(300)) + _ar1(innovation + spikes, 0.96)
+        log_fee = rng.uniform(np.log(20), np.log(300)) + ar1(innovation + spikes, 0.96)
         short_interest = np.exp(
-            rng.uniform(np.log(2e5), np.log(5e7)) + _ar1(0.03 * rng.standard_normal(n), 0.99)
+            rng.uniform(np.log(2e5), np.log(5e7)) + ar1(0.03 * rng.standard_normal(n), 0.99)
         )
-        adv = np.exp(rng.uniform(np.log(1e5), np.log(2e7)) + _ar1(0.1 * rng.standard_normal(n), 0.9))
-        on_loan = short_interest * np.exp(np.log(0.8) + _ar1(0.02 * rng.standard_normal(n), 0.95))
-        rerate = 1.0 / (1.0 + np.exp(-(-1.5 + _ar1(0.3 * rng.standard_normal(n), 0.8))))
-        b2b = np.maximum(0, np.round(np.exp(rng.uniform(0, 5) + _ar1(0.1 * rng.standard_normal(n), 0.9))))
-        lenders = np.maximum(1, np.round(rng.uniform(5, 120) + _ar1(rng.standard_normal(n), 0.98)))
+        adv = np.exp(rng.uniform(np.log(1e5), np.log(2e7)) + ar1(0.1 * rng.standard_normal(n), 0.9))
+        on_loan = short_interest * np.exp(np.log(0.8) + ar1(0.02 * rng.standard_normal(n), 0.95))
+        rerate = 1.0 / (1.0 + np.exp(-(-1.5 + ar1(0.3 * rng.standard_normal(n), 0.8))))
+        b2b = np.maximum(0, np.round(np.exp(rng.uniform(0, 5) + ar1(0.1 * rng.standard_normal(n), 0.9))))
+        lenders = np.maximum(1, np.round(rng.uniform(5, 120) + ar1(rng.standard_normal(n), 0.98)))
         return {
             "utilisation": np.round(utilisation, 2),
             "fee": np.round(np.exp(log_fee), 2),
@@ -132,8 +133,10 @@ class SimulatedLending:
                 (
                     day.isoformat(),
                     symbol,
-                    f"{symbol} {'ETF' if symbol.isalpha() and len(symbol) <= 4 else 'common stock'}",
-                    INDUSTRIES[zlib.crc32(symbol.encode()) % len(INDUSTRIES)],
+                    f"{symbol} {'ETF' if symbol in ETF_SYMBOLS else 'common stock'}",
+                    "ETF"
+                    if symbol in ETF_SYMBOLS
+                    else INDUSTRIES[zlib.crc32(symbol.encode()) % len(INDUSTRIES)],
                     float(s["fee"][i]),
                     float(s["utilisation"][i]),
                     int(s["on_loan"][i]),
@@ -151,7 +154,7 @@ class SimulatedLending:
     def write_feed_file(self, symbols: list[str], day: date, folder: str | Path, fmt: str = "csv") -> Path:
         """Drop the day's feed into ``folder`` as the vendor does: ``lending_YYYY-MM-DD.csv``
         (or ``.parquet``)."""
-        path = Path(folder) / feed_file_name(day, fmt)
+        path = Path(folder) / LENDING_FEED.file_name(day, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
         frame = self.feed(symbols, day)
         tmp = path.with_suffix(f".{fmt}.tmp")

@@ -13,6 +13,7 @@ import polars as pl
 
 from finance_dag.market_data.bars import FetchResult, ny_date
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
+from finance_dag.sim.alt_data import SimulatedAltData
 from finance_dag.sim.macro import SimulatedMacro
 
 
@@ -26,6 +27,20 @@ def shared_market(seed: int) -> SimulatedMarket:
 def shared_macro(seed: int) -> SimulatedMacro:
     """The macro series (FRED's and CBOE SKEW) of ``shared_market(seed)``."""
     return SimulatedMacro(shared_market(seed))
+
+
+@lru_cache(maxsize=4)
+def shared_alt_data(seed: int) -> SimulatedAltData:
+    """The simulated ETF-shares, ESG and social-mention drops for ``seed``."""
+    return SimulatedAltData(seed)
+
+
+def simulated_drop(seed: int, dataset: str, symbols: Sequence[str], day: date) -> pl.DataFrame | None:
+    """The file the simulated vendor of ``dataset`` (``lending`` or a ``SimulatedAltData``
+    drop) delivers for ``day``, or None when it delivers none that day."""
+    if dataset == "lending":
+        return shared_market(seed).lending.feed(list(symbols), day)
+    return shared_alt_data(seed).drop(dataset, list(symbols), day)
 
 
 class SimulatedVendor:

@@ -32,6 +32,9 @@ def test_ssr_v4_by_hand():
 def test_best_first_and_buzz_counts_when_present():
     ranked = squeeze_scores(FACTORS, RETURNS)["symbol"].to_list()
     assert ranked == ["A", "D", "B", "C"]
-    buzz = pl.DataFrame({"symbol": ["A", "B", "C", "D"], "mentions_velocity": [0.0, 0.0, 0.0, 9.0]})
+    # crowd_buzz is already a cross-sectional z (extended_lending_factors): used as it is
+    buzz = pl.DataFrame({"symbol": ["A", "B", "C", "D"], "crowd_buzz": [-0.5, -0.5, -0.5, 1.5]})
     with_buzz = {r["symbol"]: r for r in squeeze_scores(FACTORS, RETURNS, buzz).iter_rows(named=True)}
-    assert with_buzz["D"]["components"] == 4 and with_buzz["D"]["buzz_z"] == pytest.approx(1.5)
+    assert with_buzz["D"]["components"] == 4 and with_buzz["D"]["buzz_z"] == 1.5
+    # D: (0.30*2 + 0.25*0 + 0.10*0 + 0.10*1.5) / (0.30 + 0.25 + 0.10 + 0.10) = 0.75 / 0.75
+    assert with_buzz["D"]["ssr_v4"] == pytest.approx(1.0)

@@ -5,7 +5,7 @@
 """
 
 import base64
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
@@ -14,10 +14,18 @@ from finance_dag import analytics
 from finance_dag.core import reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
-from finance_dag.defs.lending.resources import DailyPricesResource, LendingFeedResource
-from finance_dag.lending import digest, factors, feed, squeeze
+from finance_dag.defs.lending.resources import (
+    DailyPricesResource,
+    InboxResource,
+    LendingFeedResource,
+    MacroSeriesResource,
+    SkewResource,
+)
+from finance_dag.lending import digest, extended, factors, feed, squeeze
+from finance_dag.lending.extended import EXTENDED_COLUMNS, EXTENDED_DESCRIPTIONS
 from finance_dag.lending.factors import FACTOR_COLUMNS, FACTOR_DESCRIPTIONS, core_factors, lookback_sessions
 from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFeedError, LendingSourceError
+from finance_dag.market_data.bars import VendorError
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
@@ -27,6 +35,7 @@ GROUP = "lending"
 SNAPSHOTS = dg.AssetKey("lending_snapshots")
 PRICES = dg.AssetKey("lending_prices")
 FACTORS = dg.AssetKey("lending_factors")
+EXTENDED = dg.AssetKey("extended_lending_factors")
 SQUEEZE = dg.AssetKey("squeeze_scores")
 TOP_CANDIDATES = 10
 IC_WINDOW = 252  # sessions the IC report covers
@@ -62,6 +71,7 @@ SQUEEZE_LINEAGE = dg.TableColumnLineage(
         "bcs_z": [dg.TableColumnDep(FACTORS, "bcs")],
         "upi_z": [dg.TableColumnDep(FACTORS, "upi")],
         "uptick_z": [dg.TableColumnDep(PRICES, "close")],
+        "buzz_z": [dg.TableColumnDep(EXTENDED, "crowd_buzz")],
     }
 )
 SQUEEZE_COLUMNS = {
@@ -87,6 +97,27 @@ IC_COLUMNS = {
     "n_dates": "Dates with an IC.",
 }
 KINDS = {"polars", "parquet"}
+EXTENDED_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "symbol": pl.String,
+        **dict.fromkeys(EXTENDED_COLUMNS, pl.Float64),
+        "null_reasons": pl.String,
+    }
+)
+EXTENDED_LINEAGE = column_lineage(
+    SNAPSHOTS,
+    {
+        "date": ["date"],
+        "symbol": ["symbol"],
+        "borrow_cds_basis": ["fee_bps"],
+        "options_skew_div": ["fee_bps", "utilization_pct"],
+        "etf_flow_pressure": ["on_loan_qty"],
+        "macro_stress": ["utilization_pct"],
+        "esg_constraint": ["lender_count"],
+    },
+)
+MARKET_ERRORS = (VendorError, LendingSourceError, LendingFeedError, ValueError, OSError)
 FACTOR_SCHEMA = pl.Schema({"date": pl.Date, "symbol": pl.String, **dict.fromkeys(FACTOR_COLUMNS, pl.Float64)})
 FACTOR_LINEAGE = column_lineage(
     SNAPSHOTS,
@@ -206,6 +237,82 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         partitions_def=parts.trading_days,
+        deps=[
+            dg.AssetDep(
+                lending_snapshots,
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-extended.LOOKBACK),
+            )
+        ],
+        group_name=GROUP,
+        kinds=KINDS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        code_version=code_version("extended_lending_factors", extended),
+        metadata=table_metadata(
+            EXTENDED_SCHEMA,
+            {
+                **EXTENDED_DESCRIPTIONS,
+                "date": "As-of session.",
+                "symbol": "Ticker symbol.",
+                "null_reasons": "For each null factor of the row, 'factor: why' ('; '-joined); null when none.",
+            },
+        ),
+        description=(
+            "Extended lending factors per name and session: the lending feed against credit (FRED HY "
+            "OAS), options (CBOE SKEW), ETF flows (shares-outstanding drops), systemic stress (STLFSI4), "
+            "ESG scores and social mentions. A missing input leaves its factor null with the reason in "
+            "null_reasons, never 0. " + " ".join(EXTENDED_DESCRIPTIONS.values())
+        ),
+    )
+    def extended_lending_factors(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        macro_series: MacroSeriesResource,
+        cboe_skew: SkewResource,
+        etf_shares: InboxResource,
+        esg_scores: InboxResource,
+        social_mentions: InboxResource,
+    ) -> dg.MaterializeResult:
+        keys = context.partition_keys
+        window = sessions_back(keys[0], keys[-1], max(extended.LOOKBACK, extended.BUZZ_SESSIONS))
+        history = read_partitions(lake.lake, SNAPSHOTS, parts.trading_days, window)
+        available = set(history["date"]) if history.height else set()
+        market = market_inputs([date.fromisoformat(k) for k in window], macro_series, cboe_skew, settings)
+        mentions_by_day = {d: social_mentions.read(date.fromisoformat(d), parts.symbols) for d in window}
+        with PartitionWriter(context, lake.lake) as writer:
+            for key in keys:
+                day = date.fromisoformat(key)
+                if day not in available:
+                    writer.fail(
+                        key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
+                    )
+                    continue
+                days = sessions_back(key, key, extended.BUZZ_SESSIONS)
+                inputs = extended.ExtendedInputs(
+                    history=history.filter(pl.col("date") <= day),
+                    market=market,
+                    etf_shares=etf_shares.read(day, parts.symbols),
+                    esg=esg_scores.read(day, parts.symbols, extended.ESG_MAX_AGE_DAYS),
+                    mentions=mentions_input(days, mentions_by_day),
+                )
+                frame = extended.extended_factors(inputs, day)
+                writer.write(
+                    key,
+                    frame,
+                    {
+                        "inputs": dg.MetadataValue.md(markdown_table(input_status(inputs, day))),
+                        "names_with_value": dg.MetadataValue.md(
+                            markdown_table(
+                                frame.select(pl.col(c).is_not_null().sum() for c in EXTENDED_COLUMNS)
+                            )
+                        ),
+                        "preview": dg.MetadataValue.md(markdown_table(frame.head(10))),
+                        "dagster/column_lineage": EXTENDED_LINEAGE,
+                    },
+                )
+        return writer.result("have no snapshot")
+
+    @dg.asset(
+        partitions_def=parts.trading_days,
         group_name=GROUP,
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -233,7 +340,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         return writer.result("have no prices")
 
     @dg.asset(
-        deps=[lending_factors, lending_prices],
+        deps=[lending_factors, extended_lending_factors, lending_prices],
         group_name=GROUP,
         kinds={"polars", "parquet", "matplotlib"},
         code_version=code_version("factor_ic_report", analytics, reports),
@@ -255,6 +362,12 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             f for f in lake.lake.list_files("lending_prices") if f.path.rsplit("date=", 1)[1] >= first
         ]
         factor_frame = lake.lake.read_many(f.path for f in factor_files)
+        extended_files = [
+            f for f in lake.lake.list_files("extended_lending_factors") if f.path.rsplit("date=", 1)[1] >= first
+        ]
+        if extended_files:
+            extended_frame = lake.lake.read_many(f.path for f in extended_files).drop("null_reasons")
+            factor_frame = factor_frame.join(extended_frame, on=["date", "symbol"], how="left")
         prices = lake.lake.read_many(f.path for f in price_files)
         ic = analytics.information_coefficient(factor_frame, prices)
         summary = analytics.ic_summary(ic)
@@ -285,6 +398,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         partitions_def=parts.trading_days,
         deps=[
             lending_factors,
+            extended_lending_factors,
             dg.AssetDep(lending_prices, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
         ],
         group_name=GROUP,
@@ -297,8 +411,8 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             "standardised components (SIM 0.25, BCS 0.30, UPI 0.25, price uptick 0.10, social buzz "
             "0.10; a missing component drops out and the rest are reweighted), each component's "
             "contribution, and the top candidates with the reason in words. The uptick is the "
-            "session's close-to-close return from lending_prices; social buzz is absent until the "
-            "mention-count file drops are wired."
+            "session's close-to-close return from lending_prices; social buzz is the crowd_buzz "
+            "column of extended_lending_factors."
         ),
     )
     def squeeze_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -326,7 +440,8 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         }
                     )
                 )
-                scores = squeeze.squeeze_scores(day_factors, returns)
+                buzz = load(lake, EXTENDED, key)
+                scores = squeeze.squeeze_scores(day_factors, returns, buzz)
                 top = scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
                 export = lake.lake.write_csv_beside(writer.path(key), top)
                 writer.write(
@@ -334,6 +449,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     scores.with_columns(date=pl.lit(date.fromisoformat(key))).select(SQUEEZE_SCHEMA.names()),
                     {
                         "uptick": uptick,
+                        "buzz": "crowd_buzz of extended_lending_factors"
+                        if buzz is not None
+                        else f"missing: no extended_lending_factors partition {key}",
                         "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                         "top_candidates": dg.MetadataValue.md(markdown_table(top)),
                         "preview": dg.MetadataValue.md(markdown_table(top)),
@@ -394,8 +512,60 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     return [
         lending_snapshots,
         lending_factors,
+        extended_lending_factors,
         lending_prices,
         factor_ic_report,
         squeeze_scores,
         daily_digest,
     ]
+
+
+def market_inputs(
+    sessions: list[date], macro: MacroSeriesResource, skew: SkewResource, settings: Settings
+) -> extended.Market:
+    """The market series as published by each of ``sessions`` (one request per source for the
+    whole range); a source that fails leaves its series missing with the error as the reason."""
+    series_ids = {**dict(settings.lending_macro_series), "skew": extended.MARKET_SERIES["skew"]}
+    start = sessions[0] - timedelta(
+        days=extended.STALE_AFTER_DAYS + max(extended.PUBLICATION_LAG_DAYS.values())
+    )
+    frames, missing = [], {}
+    sources = ((macro, tuple(dict(settings.lending_macro_series))), (skew, ("skew",)))
+    for resource, roles in sources:
+        try:
+            frames.append(resource.observations(start, sessions[-1]))
+        except MARKET_ERRORS as error:
+            for role in roles:
+                missing[role] = f"{resource.source} source failed: {error}"
+    observations = pl.concat(frames) if frames else pl.DataFrame(schema=extended.OBSERVATION_SCHEMA)
+    return extended.Market(extended.market_as_of(observations, sessions, series_ids), missing, series_ids)
+
+
+def mentions_input(days: list[str], by_day: dict[str, pl.DataFrame | str]) -> extended.Mentions:
+    """The social-mention files of ``days`` (the day and the sessions before it) as one input."""
+    files = [by_day[d] for d in days]
+    frames = [f for f in files if not isinstance(f, str)]
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=extended.SOCIAL_MENTIONS.schema)
+    return extended.Mentions(rows, tuple(f for f in files if isinstance(f, str)))
+
+
+def input_status(inputs: extended.ExtendedInputs, day: date) -> pl.DataFrame:
+    """One row per extended input: whether it served the day, and what or why not."""
+    market = inputs.market
+    today = market.frame.filter(pl.col("date") == day)
+    rows = []
+    for role, series_id in market.series_ids.items():
+        value = today[role][0] if today.height else None
+        status = market.missing.get(role) or ("no value published" if value is None else f"{value:g}")
+        rows.append((f"{role} ({series_id})", value is not None and role not in market.missing, status))
+    for name, frame in (("etf_shares", inputs.etf_shares), ("esg_scores", inputs.esg)):
+        rows.append(
+            (name, not isinstance(frame, str), frame if isinstance(frame, str) else f"{frame.height} rows")
+        )
+    mentions = inputs.mentions
+    if isinstance(mentions, str):
+        rows.append(("social_mentions", False, mentions))
+    else:
+        gaps = "; ".join(mentions.problems)
+        rows.append(("social_mentions", not gaps, gaps or f"{mentions.rows.height} rows"))
+    return pl.DataFrame(rows, schema=["input", "served", "detail"], orient="row")

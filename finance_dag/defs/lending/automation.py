@@ -7,7 +7,7 @@ import dagster as dg
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
-from finance_dag.lending.feed import feed_file_day
+from finance_dag.lending.feed import LENDING_FEED
 from finance_dag.platform.schedules import session_schedule
 
 GROUP = "lending"
@@ -48,7 +48,7 @@ def build_inbox_sensor(settings: Settings) -> dg.SensorDefinition:
         requests = []
         for info in Lake(inbox).list_files("", suffix=""):
             name = info.path.rsplit("/", 1)[-1]
-            day = feed_file_day(name)
+            day = LENDING_FEED.file_day(name)
             if day is None or not calendar.is_session(day) or seen.get(name) == info.version:
                 continue
             seen[name] = info.version
