@@ -139,3 +139,30 @@ def line_chart_png(frame: pl.DataFrame, x: str, y: str, series: str, title: str)
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def stacked_bars_png(frame: pl.DataFrame, label: str, parts: dict[str, str], title: str) -> bytes:
+    """One horizontal bar per row of ``frame`` (named by ``label``, first row on top), stacked
+    from the columns of ``parts`` (column -> legend text; positive parts to the right of 0,
+    negative ones to the left), as PNG bytes."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend switch
+
+    rows = frame.reverse()
+    names = [str(v) for v in rows[label].to_list()]
+    fig = Figure(figsize=(7, 0.3 * len(names) + 1.2), dpi=72)
+    ax = fig.subplots()
+    right, left = [0.0] * len(names), [0.0] * len(names)
+    for column, text in parts.items():
+        values = [0.0 if v is None else float(v) for v in rows[column].to_list()]
+        starts = [r if v >= 0 else lft for v, r, lft in zip(values, right, left, strict=True)]
+        ax.barh(names, values, left=starts, label=text, height=0.7)
+        right = [r + max(v, 0.0) for v, r in zip(values, right, strict=True)]
+        left = [lft + min(v, 0.0) for v, lft in zip(values, left, strict=True)]
+    ax.axvline(0.0, color="grey", linewidth=0.6)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.subplots_adjust(left=0.14, right=0.98, top=0.9, bottom=0.12)  # tight_layout costs ~20 ms
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,21 +1,24 @@
 """The daily lending digest: headlines written from the data, the market summary, the top squeeze
-candidates and the biggest factor moves, as markdown and as HTML.
+candidates and the biggest factor moves, with a plot of what drives the top scores, as markdown
+and as self-contained HTML (the plot embedded as a PNG data URI in both).
 
 ``daily_digest(day, today, before, squeeze)`` takes the session's and the previous session's
-snapshot and factors (``Day`` bundles them) and that session's SSR v4 scores, and returns a
-``Digest`` whose headlines are sentences built from the numbers (never fixed strings).
+snapshot and factors (``Day`` bundles them; the factors may include the extended ones) and that
+session's SSR v4 scores, and returns a ``Digest`` whose headlines are sentences built from the
+numbers (never fixed strings).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from finance_dag.core.reports import markdown_table
-from finance_dag.lending.factors import FACTOR_COLUMNS
+from finance_dag.core.reports import markdown_table, stacked_bars_png
+from finance_dag.lending.squeeze import LABELS
 
 TOP = 10
 SHOCK_SD = 3.0  # a borrow-cost shock at least this many sd is news
@@ -23,7 +26,7 @@ SHOCK_SD = 3.0  # a borrow-cost shock at least this many sd is news
 
 @dataclass(frozen=True)
 class Day:
-    """One session's validated snapshot and core factors."""
+    """One session's validated snapshot and its factors (core, and extended when given)."""
 
     snapshot: pl.DataFrame
     factors: pl.DataFrame
@@ -36,6 +39,7 @@ class Digest:
     summary: pl.DataFrame  # metric, today, previous, change
     top: pl.DataFrame  # the top squeeze candidates and why
     moves: pl.DataFrame  # per factor, the name that moved most since the previous session
+    plot: bytes  # PNG: each top candidate's SSR v4 contributions
     markdown: str
     html: str
 
@@ -71,7 +75,8 @@ def factor_moves(today: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFra
         )
     joined = today.join(before, on="symbol", suffix="_prev")
     rows = []
-    for factor in FACTOR_COLUMNS:
+    factors = [c for c in today.columns if today[c].dtype == pl.Float64 and f"{c}_prev" in joined.columns]
+    for factor in factors:
         change = (
             joined.select("symbol", pl.col(f"{factor}_prev").alias("previous"), pl.col(factor).alias("today"))
             .with_columns(change=pl.col("today") - pl.col("previous"))
@@ -113,6 +118,13 @@ def daily_digest(day: date, today: Day, before: Day | None, squeeze: pl.DataFram
     top = squeeze.head(TOP).select("symbol", "ssr_v4", "reason")
     moves = factor_moves(today.factors, before.factors if before else None)
     lines = headlines(day, summary, top, today.factors)
+    plot = stacked_bars_png(
+        squeeze.head(TOP),
+        "symbol",
+        {f"{c}_contrib": label for c, label in LABELS.items()},
+        f"What drives the top {TOP} SSR v4 scores on {day} (contributions, z units)",
+    )
+    image = f"data:image/png;base64,{base64.b64encode(plot).decode()}"
     sections = [
         ("Market summary", summary),
         (f"Top {TOP} squeeze candidates (SSR v4)", top),
@@ -124,14 +136,16 @@ def daily_digest(day: date, today: Day, before: Day | None, squeeze: pl.DataFram
             "\n".join(f"- {line}" for line in lines) or "_no headline: no previous session_",
         ]
         + [f"## {title}\n\n{markdown_table(frame)}" for title, frame in sections]
+        + [f"![SSR v4 contributions of the top candidates]({image})"]
     )
     body = "".join(f"<h2>{html.escape(title)}</h2>{_html_table(frame)}" for title, frame in sections)
+    body += f"<h2>What drives the top scores</h2><img alt='SSR v4 contributions' src='{image}'>"
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Lending digest {day}</title></head><body>"
         f"<h1>Lending digest {day}</h1><ul>{''.join(f'<li>{html.escape(line)}</li>' for line in lines)}</ul>{body}"
         "</body></html>"
     )
-    return Digest(day, lines, summary, top, moves, markdown, page)
+    return Digest(day, lines, summary, top, moves, plot, markdown, page)
 
 
 def _html_table(frame: pl.DataFrame) -> str:

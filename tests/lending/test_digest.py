@@ -1,5 +1,6 @@
 """The daily digest: headlines written from the numbers, summary, candidates, moves, HTML."""
 
+import base64
 from datetime import date
 
 import polars as pl
@@ -22,8 +23,10 @@ def factors(bcs: list[float], upi: list[float]) -> pl.DataFrame:
 
 
 SQUEEZE = pl.DataFrame(
-    {"symbol": ["B", "A", "C"], "ssr_v4": [1.5, 0.2, -0.4], "reason": ["borrow-cost shock 3.5 sd", "", ""]}
-)
+    {"symbol": ["B", "A", "C"], "ssr_v4": [1.5, 0.2, -0.4], "reason": ["borrow-cost shock 3.5 sd", "", ""],
+     "sim_contrib": [0.0, 0.0, 0.0], "bcs_contrib": [1.2, 0.1, -0.3], "upi_contrib": [0.3, 0.1, -0.1],
+     "uptick_contrib": [0.0, 0.0, 0.0], "buzz_contrib": [None, None, None]}
+)  # fmt: skip
 
 
 def test_headlines_are_written_from_the_data():
@@ -48,3 +51,22 @@ def test_the_first_session_has_no_day_over_day_change():
     digest = daily_digest(DAY, today, None, SQUEEZE)
     assert digest.summary["previous"].is_null().all() and digest.moves.is_empty()
     assert digest.headlines == ["B leads the squeeze scores (SSR v4 +1.50): borrow-cost shock 3.5 sd."]
+
+
+def test_the_plot_is_embedded_and_extended_factors_move_too():
+    today = factors([0.1, 3.5, -0.2], [0.2, 1.0, 0.5]).with_columns(crowd_buzz=pl.Series([0.0, -1.0, 2.5]))
+    before = factors([0.0, 0.5, 0.0], [0.2, 0.9, 0.5]).with_columns(crowd_buzz=pl.Series([0.0, 0.0, 0.0]))
+    digest = daily_digest(
+        DAY,
+        Day(snapshot([30.0, 120.0, 60.0], [50.0, 95.0, 70.0]), today),
+        Day(snapshot([30.0, 90.0, 60.0], [50.0, 90.0, 70.0]), before),
+        SQUEEZE,
+    )
+    assert digest.plot.startswith(b"\x89PNG")
+    image = base64.b64encode(digest.plot).decode()
+    assert (
+        f"(data:image/png;base64,{image})" in digest.markdown
+        and f"src='data:image/png;base64,{image}'" in digest.html
+    )
+    buzz = digest.moves.filter(pl.col("factor") == "crowd_buzz").row(0, named=True)
+    assert (buzz["symbol"], buzz["change"]) == ("C", 2.5)

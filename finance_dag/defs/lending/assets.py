@@ -363,7 +363,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ]
         factor_frame = lake.lake.read_many(f.path for f in factor_files)
         extended_files = [
-            f for f in lake.lake.list_files("extended_lending_factors") if f.path.rsplit("date=", 1)[1] >= first
+            f
+            for f in lake.lake.list_files("extended_lending_factors")
+            if f.path.rsplit("date=", 1)[1] >= first
         ]
         if extended_files:
             extended_frame = lake.lake.read_many(f.path for f in extended_files).drop("null_reasons")
@@ -460,21 +462,36 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 )
         return writer.result("have no factors or prices")
 
+    def day_inputs(lake: LakeResource, key: str) -> tuple[digest.Day, pl.DataFrame] | None:
+        """A session's snapshot, core factors joined with the extended ones (when stored), and
+        SSR v4 scores; None when one of the three first is not in the lake."""
+        snapshot, core, scores = (load(lake, a, key) for a in (SNAPSHOTS, FACTORS, SQUEEZE))
+        if snapshot is None or core is None or scores is None:
+            return None
+        more = load(lake, EXTENDED, key)
+        if more is not None:
+            core = core.join(more.drop("date", "null_reasons"), on="symbol", how="left")
+        return digest.Day(snapshot, core), scores
+
     @dg.asset(
         partitions_def=parts.trading_days,
         deps=[
             dg.AssetDep(lending_snapshots, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
             dg.AssetDep(lending_factors, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
+            dg.AssetDep(
+                extended_lending_factors, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)
+            ),
             squeeze_scores,
         ],
         group_name=GROUP,
-        kinds={"markdown", "html"},
+        kinds={"markdown", "html", "matplotlib"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("daily_digest", digest),
         description=(
             "The day's lending digest, markdown and HTML (daily_digest/date=D.md and .html): headlines "
             "written from the data, average fee and utilisation with the day-over-day change, the top 10 "
-            "squeeze candidates and why, and the name that moved most for every factor."
+            "squeeze candidates and why, the name that moved most for every factor (core and extended), "
+            "and a plot of each top candidate's SSR v4 contributions (embedded in both, and shown here)."
         ),
     )
     def daily_digest(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -482,18 +499,18 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             for key in context.partition_keys:
                 window = sessions_back(key, key, 1)
                 previous = window[0] if len(window) == 2 else None
-                today = [load(lake, a, key) for a in (SNAPSHOTS, FACTORS, SQUEEZE)]
-                if any(frame is None for frame in today):
+                today = day_inputs(lake, key)
+                if today is None:
                     writer.fail(
                         key, [f"needs lending_snapshots, lending_factors and squeeze_scores of {key}"]
                     )
                     continue
-                before = [load(lake, a, previous) for a in (SNAPSHOTS, FACTORS)] if previous else [None, None]
+                before = day_inputs(lake, previous) if previous else None
                 result = digest.daily_digest(
                     date.fromisoformat(key),
-                    digest.Day(today[0], today[1]),
-                    digest.Day(before[0], before[1]) if all(f is not None for f in before) else None,
-                    today[2],
+                    today[0],
+                    before[0] if before else None,
+                    today[1],
                 )
                 folder = writer.path(key).removesuffix(".parquet")
                 lake.lake.write_bytes(f"{folder}.md", result.markdown.encode())
@@ -504,6 +521,9 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         "dagster/row_count": len(result.headlines),
                         "headlines": dg.MetadataValue.md("\n".join(f"- {h}" for h in result.headlines)),
                         "preview": dg.MetadataValue.md(result.markdown),
+                        "plot": dg.MetadataValue.md(
+                            f"![top candidates](data:image/png;base64,{base64.b64encode(result.plot).decode()})"
+                        ),
                         "html": dg.MetadataValue.path(lake.lake.uri(f"{folder}.html")),
                     },
                 )
