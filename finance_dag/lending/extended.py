@@ -233,13 +233,14 @@ def _ts_divergence(
         return _missing(names, name, market_z)
     fee_z = _z_last(pl.col("fee_bps").log())
     lending_z = fee_z if name == "borrow_cds_basis" else (fee_z + _z_last(pl.col("utilization_pct"))) / 2
-    full = pl.col("fee_bps").is_not_null().all() & pl.col("utilization_pct").is_not_null().all()
+    # ln fee needs a positive fee on every session (a 0 fee is valid in the feed, but has no log)
+    full = (pl.col("fee_bps") > 0).fill_null(False).all() & pl.col("utilization_pct").is_not_null().all()
     stats = panel.group_by("symbol").agg(full=full, lending_z=lending_z)
     return stats.select(
         "symbol",
         pl.when(pl.col("full")).then(pl.col("lending_z") - market_z).alias(name),
         pl.when(~pl.col("full"))
-        .then(pl.lit(f"lending data missing on some of the {TS_SESSIONS} sessions"))
+        .then(pl.lit(f"lending data missing, or a fee of 0, on some of the {TS_SESSIONS} sessions"))
         .when(pl.col("lending_z").is_null())
         .then(pl.lit(f"fee or utilisation constant over the {TS_SESSIONS} sessions"))
         .alias("why"),

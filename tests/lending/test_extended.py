@@ -113,7 +113,7 @@ def test_borrow_cds_basis_is_the_fee_z_net_of_the_hy_oas_z_over_20_sessions():
     assert_close(values(out, "borrow_cds_basis"), {"AAA": expected, "BBB": None, "CCC": None})
     assert values(out, "why") == {
         "AAA": None,
-        "BBB": "lending data missing on some of the 20 sessions",
+        "BBB": "lending data missing, or a fee of 0, on some of the 20 sessions",
         "CCC": "fee or utilisation constant over the 20 sessions",
     }
 
@@ -362,3 +362,30 @@ def test_simulated_factors_are_bounded_centred_and_null_where_an_input_is_missin
     assert out["null_reasons"].is_not_null().to_list() == any_null.to_list()
     # nulls: the fee gap; 35 names that are not ETFs and the ETF without on-loan; no lenders, no ESG
     assert out.select(ex.EXTENDED_COLUMNS).null_count().row(0) == (1, 1, 35 + 1, 0, 2, 0)
+
+
+def test_a_zero_fee_in_the_window_gives_null_with_the_reason_not_nan():
+    sessions = calendar.sessions(date(2024, 11, 1), date(2024, 11, 29))
+    rows = [(d, s, 0.0 if (s == "CCC" and k == 5) else 10.0 + k, 50.0 + k % 4)
+            for k, d in enumerate(sessions) for s in ("AAA", "CCC")]  # fmt: skip
+    history = pl.DataFrame(
+        rows,
+        schema={"date": pl.Date, "symbol": pl.String, "fee_bps": pl.Float64, "utilization_pct": pl.Float64},
+        orient="row",
+    )
+    market = ex.Market(
+        pl.DataFrame(
+            {
+                "date": sessions,
+                "hy_oas": [3.0 + 0.1 * (k % 5) for k in range(20)],
+                "vix": [15.0] * 20,
+                "stress": [0.5] * 20,
+                "skew": [130.0 + k for k in range(20)],
+            },
+            schema=ex.MARKET_SCHEMA,
+        )  # fmt: skip
+    )
+    for factor in (ex.borrow_cds_basis, ex.options_skew_divergence):
+        out = {r["symbol"]: r for r in factor(history, sessions[-1], market).iter_rows(named=True)}
+        value = next(v for k, v in out["CCC"].items() if k not in ("symbol", "why"))
+        assert value is None and "a fee of 0" in out["CCC"]["why"]
