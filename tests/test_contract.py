@@ -25,7 +25,12 @@ PACKAGE = Path(__file__).parents[1] / "finance_dag"
 ORCHESTRATION = {"defs", "platform", "definitions.py", "demo.py"}  # the only places Dagster may be imported
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_keys.json"
 SCHEDULED = {"minute_bars"}  # kept current by the after-close schedule
-DERIVED = {"daily_bars", "bar_coverage"}  # columns computed from minute_bars' columns
+DERIVED = {  # asset -> the upstream asset its columns are computed from
+    "daily_bars": "minute_bars",
+    "bar_coverage": "minute_bars",
+    "lending_factors": "lending_snapshots",
+    "extended_lending_factors": "lending_snapshots",
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +98,7 @@ def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_deriv
             lineage = metadata[COLUMN_LINEAGE].value.deps_by_column
             columns = {c.name for c in spec.metadata[COLUMN_SCHEMA].columns}
             assert set(lineage) <= columns and {"date", "symbol"} <= set(lineage), name
-            assert {d.asset_key for deps in lineage.values() for d in deps} == {dg.AssetKey("minute_bars")}
+            assert {d.asset_key for deps in lineage.values() for d in deps} == {dg.AssetKey(DERIVED[name])}
 
 
 def _imports(path: Path) -> set[str]:

@@ -1,7 +1,7 @@
 """SSR v4, the short-squeeze score: a documented weighted sum of standardised components.
 
-For one session, per name (inputs: the day's core factors and the name's last close-to-close
-return):
+For each session, per name (inputs: the session's core factors, the name's close-to-close
+return of the session and the crowd buzz of the extended factors):
 
     SSR_v4 = sum_c w_c * z_c / sum_c w_c     over the components c present for the name
 
@@ -40,25 +40,29 @@ LABELS = {
 def squeeze_scores(
     factors: pl.DataFrame, last_return: pl.DataFrame, buzz: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """SSR v4 per name: ``symbol``, ``ssr_v4``, one ``<component>_z`` and ``<component>_contrib``
-    column per component, ``components`` (how many served) and ``reason``; best first.
+    """SSR v4 per name and session: ``date``, ``symbol``, ``ssr_v4``, one ``<component>_z`` and
+    ``<component>_contrib`` column per component, ``components`` (how many served) and
+    ``reason``; sorted by date, then best first. One session or many: every cross-sectional z
+    is taken within its date.
 
-    ``factors``: the day's core factors (``symbol``, ``sim``, ``bcs``, ``upi``, ...);
-    ``last_return``: ``symbol``, ``return`` (close-to-close of the day); ``buzz``: ``symbol``,
-    ``crowd_buzz`` (the day's extended factors) or None when there are none.
+    ``factors``: core factors (``date``, ``symbol``, ``sim``, ``bcs``, ``upi``, ...);
+    ``last_return``: ``date``, ``symbol``, ``return`` (close-to-close of the session);
+    ``buzz``: ``date``, ``symbol``, ``crowd_buzz`` (the extended factors) or None when there are
+    none.
     """
-    frame = factors.select("symbol", "sim", "bcs", "upi").join(
-        last_return.select("symbol", "return"), on="symbol", how="left"
+    keys = ["date", "symbol"]
+    frame = factors.select(*keys, "sim", "bcs", "upi").join(
+        last_return.select(*keys, "return"), on=keys, how="left"
     )
     if buzz is not None:
-        frame = frame.join(buzz.select("symbol", "crowd_buzz"), on="symbol", how="left")
+        frame = frame.join(buzz.select(*keys, "crowd_buzz"), on=keys, how="left")
     else:
         frame = frame.with_columns(crowd_buzz=pl.lit(None, pl.Float64))
-    z = frame.with_columns(
+    z = frame.sort(keys).with_columns(  # a fixed order: sums are identical whatever the input order
         sim_z=pl.col("sim"),
         bcs_z=pl.col("bcs").clip(-Z_CAP, Z_CAP),
-        upi_z=zscore(pl.col("upi")),
-        uptick_z=zscore(pl.col("return")),
+        upi_z=zscore(pl.col("upi")).over("date"),
+        uptick_z=zscore(pl.col("return")).over("date"),
         buzz_z=pl.col("crowd_buzz"),
     )
     served = pl.sum_horizontal(
@@ -79,14 +83,14 @@ def squeeze_scores(
     return (
         scored.with_columns(reason=_reason())
         .select(
-            "symbol",
+            *keys,
             "ssr_v4",
             *(f"{c}_z" for c in WEIGHTS),
             *(f"{c}_contrib" for c in WEIGHTS),
             "components",
             "reason",
         )
-        .sort("ssr_v4", descending=True, nulls_last=True)
+        .sort(["date", "ssr_v4", "symbol"], descending=[False, True, False], nulls_last=True)
     )
 
 

@@ -138,10 +138,16 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     lookback = lookback_sessions()
 
     def sessions_back(first: str, last: str, back: int) -> list[str]:
-        """The sessions from ``back`` sessions before ``first`` through ``last``."""
+        """The sessions from ``back`` sessions before ``first`` through ``last`` (call once per
+        run: listing the partitions costs ~10 ms)."""
         sessions = parts.trading_days.get_partition_keys()
         start, end = sessions.index(first), sessions.index(last)
         return sessions[max(0, start - back) : end + 1]
+
+    def preceding(window: list[str], key: str, back: int) -> list[str]:
+        """``key`` and the ``back`` sessions before it, from a window that holds them."""
+        end = window.index(key)
+        return window[max(0, end - back) : end + 1]
 
     def load(lake: LakeResource, asset: dg.AssetKey, key: str) -> pl.DataFrame | None:
         """One partition of ``asset``, or None when it is not in the lake."""
@@ -286,7 +292,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
                     )
                     continue
-                days = sessions_back(key, key, extended.BUZZ_SESSIONS)
+                days = preceding(window, key, extended.BUZZ_SESSIONS)
                 inputs = extended.ExtendedInputs(
                     history=history.filter(pl.col("date") <= day),
                     market=market,
@@ -418,45 +424,39 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def squeeze_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        keys = context.partition_keys
+        core = read_partitions(lake.lake, FACTORS, parts.trading_days, keys)
+        more = read_partitions(lake.lake, EXTENDED, parts.trading_days, keys)
+        window = sessions_back(keys[0], keys[-1], 1)
+        returns = session_returns(read_partitions(lake.lake, PRICES, parts.trading_days, window), window)
+        scores = squeeze.squeeze_scores(core, returns, more if more.height else None) if core.height else core
+        by_day = scores.partition_by("date", as_dict=True) if scores.height else {}
+        with_returns = set(returns["date"])
+        with_buzz = set(more["date"]) if more.height else set()
         with PartitionWriter(context, lake.lake) as writer:
-            for key in context.partition_keys:
-                day_factors = load(lake, FACTORS, key)
-                if day_factors is None:
+            for key in keys:
+                day = date.fromisoformat(key)
+                day_scores = by_day.get((day,))
+                if day_scores is None:
                     writer.fail(
                         key, [f"no lending_factors partition {key} in the lake: materialize it first"]
                     )
                     continue
-                closes = read_partitions(lake.lake, PRICES, parts.trading_days, sessions_back(key, key, 1))
-                uptick = "close-to-close return of the session"
-                if closes.is_empty() or closes["date"].n_unique() < 2:
-                    uptick = "missing: lending_prices lacks this session or the one before"
-                    closes = pl.DataFrame(schema=PRICE_SCHEMA)
-                returns = (
-                    closes.sort("date")
-                    .group_by("symbol")
-                    .agg(
-                        **{
-                            "return": pl.when(pl.len() == 2).then(
-                                pl.col("close").last() / pl.col("close").first() - 1
-                            )
-                        }
-                    )
-                )
-                buzz = load(lake, EXTENDED, key)
-                scores = squeeze.squeeze_scores(day_factors, returns, buzz)
-                top = scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
+                top = day_scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
                 export = lake.lake.write_csv_beside(writer.path(key), top)
                 writer.write(
                     key,
-                    scores.with_columns(date=pl.lit(date.fromisoformat(key))).select(SQUEEZE_SCHEMA.names()),
+                    day_scores,
                     {
-                        "uptick": uptick,
+                        "uptick": "close-to-close return of the session"
+                        if day in with_returns
+                        else "missing: lending_prices lacks this session or the one before",
                         "buzz": "crowd_buzz of extended_lending_factors"
-                        if buzz is not None
+                        if day in with_buzz
                         else f"missing: no extended_lending_factors partition {key}",
                         "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                         "top_candidates": dg.MetadataValue.md(markdown_table(top)),
-                        "preview": dg.MetadataValue.md(markdown_table(top)),
+                        "preview": dg.MetadataValue.md(markdown_table(day_scores.head(10))),
                         "dagster/column_lineage": SQUEEZE_LINEAGE,
                     },
                 )
@@ -589,3 +589,17 @@ def input_status(inputs: extended.ExtendedInputs, day: date) -> pl.DataFrame:
         gaps = "; ".join(mentions.problems)
         rows.append(("social_mentions", not gaps, gaps or f"{mentions.rows.height} rows"))
     return pl.DataFrame(rows, schema=["input", "served", "detail"], orient="row")
+
+
+def session_returns(closes: pl.DataFrame, window: list[str]) -> pl.DataFrame:
+    """``date``, ``symbol``, ``return``: each name's close-to-close return of every session of
+    ``window`` whose previous session (in ``window``) has its close too."""
+    if closes.is_empty():
+        return pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "return": pl.Float64})
+    index = pl.DataFrame({"date": [date.fromisoformat(k) for k in window], "s": range(len(window))})
+    ordered = closes.join(index, on="date").sort("symbol", "s")
+    previous = pl.col("close").shift(1).over("symbol")
+    consecutive = (pl.col("s") - pl.col("s").shift(1).over("symbol")) == 1
+    return ordered.select(
+        "date", "symbol", pl.when(consecutive).then(pl.col("close") / previous - 1).alias("return")
+    ).drop_nulls("return")

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
+from pydantic import PrivateAttr
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
@@ -48,8 +49,10 @@ class InboxResource(dg.ConfigurableResource):
     def delivery(self) -> Delivery:
         return LENDING_FEED if self.dataset == "lending" else DROPS[self.dataset]
 
-    def delivered(self, day: date, symbols: tuple[str, ...]) -> tuple[pl.DataFrame, str] | None:
-        """The raw file delivered for ``day`` and its URI, or None when nothing was delivered."""
+    _validated: dict[tuple[str, float], pl.DataFrame | str] = PrivateAttr(default_factory=dict)
+
+    def locate(self, day: date, symbols: tuple[str, ...]) -> str | None:
+        """The name of the file delivered for ``day`` in the inbox (CSV first), or None."""
         inbox = Lake(self.inbox)
         names = [self.delivery.file_name(day, fmt) for fmt in FILE_FORMATS]
         present = [name for name in names if inbox.exists(name)]
@@ -60,24 +63,37 @@ class InboxResource(dg.ConfigurableResource):
             if frame is not None:
                 inbox.write_bytes(names[0], frame.write_csv().encode())
                 present = [names[0]]
-        if not present:
+        return present[0] if present else None
+
+    def delivered(self, day: date, symbols: tuple[str, ...]) -> tuple[pl.DataFrame, str] | None:
+        """The raw file delivered for ``day`` and its URI, or None when nothing was delivered."""
+        name = self.locate(day, symbols)
+        if name is None:
             return None
-        return read_feed_file(inbox.read_bytes(present[0]), name=inbox.uri(present[0])), inbox.uri(present[0])
+        inbox = Lake(self.inbox)
+        return read_feed_file(inbox.read_bytes(name), name=inbox.uri(name)), inbox.uri(name)
 
     def read(self, day: date, symbols: tuple[str, ...], max_age_days: int = 0) -> pl.DataFrame | str:
         """The newest file delivered for a session from ``max_age_days`` before ``day`` to
         ``day`` (0: the day's own), validated; or why there is none or why it is unusable
-        (the validation message names the file, the column and the rows)."""
+        (the validation message names the file, the column and the rows). A file is read and
+        validated once per run (until it is rewritten), however many days use it."""
+        inbox = Lake(self.inbox)
         oldest = day - timedelta(days=max_age_days)
         for session in reversed(calendar.sessions(oldest, day)):
-            found = self.delivered(session, symbols)
-            if found is not None:
+            name = self.locate(session, symbols)
+            if name is None:
+                continue
+            key = (name, inbox.modified(name))
+            if key not in self._validated:
                 try:
-                    return validate(found[0], self.delivery, session, found[1])
+                    raw = read_feed_file(inbox.read_bytes(name), name=inbox.uri(name))
+                    self._validated[key] = validate(raw, self.delivery, session, inbox.uri(name))
                 except ValueError as error:
-                    return str(error)
+                    self._validated[key] = str(error)
+            return self._validated[key]
         dated = f"for {day}" if max_age_days == 0 else f"dated {oldest}..{day}"
-        return f"no {self.delivery.name} file {dated} in {Lake(self.inbox).uri('')}"
+        return f"no {self.delivery.name} file {dated} in {inbox.uri('')}"
 
 
 class LendingFeedResource(InboxResource):
