@@ -301,38 +301,45 @@ def validate(raw: pl.DataFrame, delivery: Delivery, day: date | None, source_nam
         .otherwise(pl.format("row {}", pl.col("_row")))
     )
 
-    problems: list[str] = []
-
-    def report(mask: pl.Expr, col: str, what: str, show: str | None = None) -> None:
-        bad = parsed.filter(mask)
-        if bad.height:
-            if show is None:
-                labels = bad["_label"].to_list()
-            else:
-                labels = [f"{label} ({value})" for label, value in bad.select("_label", show).iter_rows()]
-            rows = "row" if bad.height == 1 else "rows"
-            problems.append(f"column '{delivered[col]}' {what} in {bad.height} {rows}: {_listing(labels)}")
-
+    # every check as (offending-rows mask, stored column, what is wrong, column to quote); the
+    # masks are evaluated in one pass and only the failing ones are listed row by row
+    checks: list[tuple[pl.Expr, str, str, str | None]] = []
     for col, dtype in delivery.schema.items():
         unparsed = pl.col(col).is_null() & pl.col(f"_missing_{col}").not_()
         kind = {pl.Date: "ISO dates (YYYY-MM-DD)", pl.Int64: "whole numbers"}.get(dtype, "numbers")
-        report(unparsed, col, f"has values that are not {kind}", show=f"_raw_{col}")
+        checks.append((unparsed, col, f"has values that are not {kind}", f"_raw_{col}"))
     for col in delivery.not_null:
-        report(pl.col(f"_missing_{col}"), col, "has missing values")
+        checks.append((pl.col(f"_missing_{col}"), col, "has missing values", None))
     if delivery.dated:
-        report(pl.col("date") != day, "date", f"has dates other than the partition {day}", show="date")
+        checks.append((pl.col("date") != day, "date", f"has dates other than the partition {day}", "date"))
     key = pl.col(delivery.key)
-    dup = parsed.filter(key.is_not_null() & key.is_duplicated())
-    if dup.height:
-        counts = dup.group_by("_label", maintain_order=True).len()
-        labels = [f"{label} ({n} rows)" for label, n in counts.iter_rows()]
-        problems.append(
-            f"column '{delivered[delivery.key]}' has duplicate {delivery.key_plural}: {_listing(labels)}"
-        )
+    checks.append((key.is_not_null() & key.is_duplicated(), delivery.key, "", None))
     for col in delivery.non_negative:
-        report(pl.col(col) < 0, col, "has negative values", show=col)
+        checks.append((pl.col(col) < 0, col, "has negative values", col))
     for col, top in delivery.maxima.items():
-        report(pl.col(col) > top, col, f"has values above {top:g}", show=col)
+        checks.append((pl.col(col) > top, col, f"has values above {top:g}", col))
+
+    failing = parsed.select(
+        mask.fill_null(False).any().alias(str(i)) for i, (mask, *_) in enumerate(checks)
+    ).row(0)
+    problems: list[str] = []
+    for (mask, col, what, show), failed in zip(checks, failing, strict=True):
+        if not failed:
+            continue
+        bad = parsed.filter(mask)
+        if col == delivery.key and not what:  # the duplicate check
+            counts = bad.group_by("_label", maintain_order=True).len()
+            labels = [f"{label} ({n} rows)" for label, n in counts.iter_rows()]
+            problems.append(
+                f"column '{delivered[col]}' has duplicate {delivery.key_plural}: {_listing(labels)}"
+            )
+            continue
+        if show is None:
+            labels = bad["_label"].to_list()
+        else:
+            labels = [f"{label} ({value})" for label, value in bad.select("_label", show).iter_rows()]
+        rows = "row" if bad.height == 1 else "rows"
+        problems.append(f"column '{delivered[col]}' {what} in {bad.height} {rows}: {_listing(labels)}")
 
     if problems:
         where = f" ({day})" if day is not None else ""
