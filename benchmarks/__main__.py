@@ -10,6 +10,7 @@ SCRIPTS = [
     "benchmarks.bench_backfill",
     "benchmarks.bench_ui_backfill",
     "benchmarks.bench_lending",
+    "benchmarks.bench_lending_backfill",
 ]
 
 
