@@ -1,10 +1,11 @@
-"""Core lending factors (SIM, BCS, UPI, FTZ, DTC_z, LPF) for one as-of day, from a long history.
+"""Core lending factors (SIM, BCS, UPI, FTZ, DTC_z, LPF) from a long history, for one day or many.
 
 Input: ``history``, a long frame of validated snapshots (``date``, ``symbol`` and the normalised
-feed columns of ``feed.FEED_SCHEMA``, one row per date and symbol). Every function takes
-``(history, day)`` and returns one row per symbol present on ``day``: ``date``, ``symbol`` and
-its factor column (``Float64``). Only rows dated ``<= day`` are read, so adding later rows never
-changes a day's factors.
+feed columns of ``feed.FEED_SCHEMA``, one row per date and symbol). ``core_factors_range(history,
+days)`` computes all six factors for every day in ``days`` in one vectorised pass (a backfill);
+``core_factors(history, day)`` and the per-factor functions ``(history, day)`` are that pass on one
+day: one row per symbol present on the day, ``date``, ``symbol`` and the factor column(s)
+(``Float64``). A day reads only rows dated ``<= day``, so adding later rows never changes it.
 
 Conventions (docs/lending.md has the formulas with worked numbers):
 - A *session* is a distinct date of the history (the feed's trading days), counted back from
@@ -16,11 +17,20 @@ Conventions (docs/lending.md has the formulas with worked numbers):
   ``z = (x - mean) / std`` (sample std, ddof 1), then clipped to ``[-Z_CAP, Z_CAP]`` (this clip is
   the only winsorisation). Null for every name when fewer than ``MIN_NAMES`` values or std 0.
 - Per-name z (BCS only): today's change over the name's own std of the previous changes.
+
+How the range pass works: rows get a session index ``s`` and are grouped by name, ``s``
+ascending; a name has a full n-session window at a row when the row n-1 places up is the same
+name n-1 sessions earlier (rows are unique per date and symbol), and then ``shift(k)`` is its value k
+sessions back. Window sums are written out term by term in a fixed order rather than as rolling
+(add/subtract) sums, so a day's values depend only on its own window: they are bit-identical
+whatever history lies before or after the window and whatever the row order of the input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 import polars as pl
@@ -73,13 +83,18 @@ def zscore(x: pl.Expr) -> pl.Expr:
     return pl.when(ok).then(((x - x.mean()) / std).clip(-Z_CAP, Z_CAP)).otherwise(None)
 
 
-def rows_as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl.DataFrame, pl.Series]:
-    """Rows dated <= ``day`` (needed columns only) and the sorted sessions up to ``day``."""
-    needed = ["date", "symbol", *columns]
+def _select(history: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+    """``date``, ``symbol`` and ``columns`` of ``history``; a missing column is named."""
+    needed = list(dict.fromkeys(["date", "symbol", *columns]))
     missing = [c for c in needed if c not in history.columns]
     if missing:
         raise ValueError(f"lending history lacks column(s) {', '.join(missing)}")
-    past = history.select(needed).filter(pl.col("date") <= day)
+    return history.select(needed)
+
+
+def rows_as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl.DataFrame, pl.Series]:
+    """Rows dated <= ``day`` (needed columns only) and the sorted sessions up to ``day``."""
+    past = _select(history, columns).filter(pl.col("date") <= day)
     sessions = past["date"].unique().sort()
     if sessions.is_empty() or sessions[-1] != day:
         raise ValueError(f"lending history has no rows for {day}")
@@ -101,21 +116,161 @@ def session_panel(past: pl.DataFrame, sessions: pl.Series, n: int, column: str) 
     return panel.sort("symbol", "k")  # a fixed order: sums are bit-identical whatever the input order
 
 
-def _result(past: pl.DataFrame, day: date, name: str, values: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per symbol on ``day``: ``date``, ``symbol``, ``name`` (null where not computed)."""
-    today = past.filter(pl.col("date") == day).select("date", "symbol")
-    if values is None:
-        return today.with_columns(pl.lit(None, pl.Float64).alias(name)).sort("symbol")
-    out = today.join(values.select("symbol", pl.col(name).cast(pl.Float64)), on="symbol", how="left")
-    return out.sort("symbol")
+# ---- the range pass -------------------------------------------------------------------------
+# Columns each factor reads.
+_READS: dict[str, tuple[str, ...]] = {
+    "sim": ("short_interest",),
+    "bcs": ("fee_bps",),
+    "upi": ("utilization_pct",),
+    "ftz": ("fee_bps",),
+    "dtc_z": ("short_interest", "adv"),
+    "lpf": ("rerate_ratio", "b2b_loans", "on_loan_qty"),
+}
 
 
-def _full(column: str) -> pl.Expr:
-    """True when the name has a value on every session of its panel."""
-    return pl.col(column).is_not_null().all()
+def _full_window(n: int) -> pl.Expr:
+    """True where the row's name has a row on each of the ``n`` sessions ending at the row: with
+    rows grouped by name, ``s`` ascending and unique, the row n-1 places up is that name n-1
+    sessions back. Null (not true) near the top of the frame."""
+    back = n - 1
+    same_name = pl.col("symbol").shift(back) == pl.col("symbol")
+    return same_name & (pl.col("s").shift(back) == pl.col("s") - back)
 
 
-# ---- factors ------------------------------------------------------------------------------
+def _back(column: str, k: int) -> pl.Expr:
+    """``column`` k rows up: the name's value k sessions back wherever ``_full_window`` holds."""
+    return pl.col(column).shift(k)
+
+
+def _total(terms: Iterable[pl.Expr]) -> pl.Expr:
+    """``terms`` added left to right: a fixed order (the same bits wherever the window sits), and
+    null when any term is null, so a missing value voids the window."""
+    return functools.reduce(operator.add, terms)
+
+
+# Per-name raw values, on the rows grouped by name, ``s`` ascending: each adds its column(s).
+def _sim_raw(rows: pl.DataFrame) -> pl.DataFrame:
+    """``sim_raw = si[t] / si[t-20] - 1`` where ``si[t-20] > 0``; a join on ``s - 20`` because only
+    the endpoints are needed (the sessions between may be missing)."""
+    start = rows.select("symbol", pl.col("s") + SIM_SESSIONS, _start=pl.col("short_interest"))
+    rows = rows.join(start, on=["symbol", "s"], how="left", maintain_order="left")
+    raw = pl.when(pl.col("_start") > 0).then(pl.col("short_interest") / pl.col("_start") - 1)
+    return rows.with_columns(sim_raw=raw).drop("_start")
+
+
+def _bcs(rows: pl.DataFrame) -> pl.DataFrame:
+    """``bcs``: today's fee change over the clipped sample std of the 30 previous changes."""
+    rows = rows.with_columns(_change=pl.col("fee_bps") - pl.col("fee_bps").shift(1))
+    previous = [_back("_change", j) for j in range(BCS_SESSIONS, 0, -1)]  # Δf[t-30] .. Δf[t-1]
+    rows = rows.with_columns(_mean=_total(previous) / BCS_SESSIONS)
+    variance = _total((change - pl.col("_mean")) ** 2 for change in previous) / (BCS_SESSIONS - 1)
+    sigma = variance.sqrt().clip(lower_bound=BCS_SIGMA_FLOOR_BPS)  # clip keeps a null a null
+    bcs = pl.when(_full_window(BCS_SESSIONS + 2)).then(pl.col("_change") / sigma)
+    return rows.with_columns(bcs=bcs).drop("_change", "_mean")
+
+
+def _upi(rows: pl.DataFrame) -> pl.DataFrame:
+    """``upi``: the count of tight sessions (an exact integer) as a share of the window. The share
+    comes from a table of ``k / 20``: polars divides a column by a scalar as a product with the
+    reciprocal (3 * (1/20) = 0.15000000000000002), and a share should be the nearest double."""
+    rows = rows.with_columns(_tight=(pl.col("utilization_pct") >= UPI_THRESHOLD_PCT).cast(pl.Int32))
+    tight = _total(_back("_tight", k) for k in range(UPI_SESSIONS))
+    shares = {k: k / UPI_SESSIONS for k in range(UPI_SESSIONS + 1)}
+    upi = pl.when(_full_window(UPI_SESSIONS)).then(tight.replace_strict(shares, return_dtype=pl.Float64))
+    return rows.with_columns(upi=upi).drop("_tight")
+
+
+def _ftz_slope(rows: pl.DataFrame) -> pl.DataFrame:
+    """``ftz_slope``: ``sum((k - k̄)(fee - fee̅)) / sum((k - k̄)^2)`` over ``k = 0 .. 19``."""
+    n = FTZ_SESSIONS
+    fees = [_back("fee_bps", n - 1 - k) for k in range(n)]  # k = 0 (oldest) .. n-1 (the day)
+    k_bar = (n - 1) / 2
+    rows = rows.with_columns(_mean=_total(fees) / n)
+    covariance = _total((k - k_bar) * (fee - pl.col("_mean")) for k, fee in enumerate(fees))
+    slope = covariance / sum((k - k_bar) ** 2 for k in range(n))
+    return rows.with_columns(ftz_slope=pl.when(_full_window(n)).then(slope)).drop("_mean")
+
+
+def _dtc_raw(rows: pl.DataFrame) -> pl.DataFrame:
+    """``dtc_raw``: days to cover, null when ``adv`` is not positive."""
+    return rows.with_columns(
+        dtc_raw=pl.when(pl.col("adv") > 0).then(pl.col("short_interest") / pl.col("adv"))
+    )
+
+
+def _b2b_share(rows: pl.DataFrame) -> pl.DataFrame:
+    """``b2b_share``: B2B loans over on-loan quantity, null when that is not positive."""
+    share = pl.when(pl.col("on_loan_qty") > 0).then(pl.col("b2b_loans") / pl.col("on_loan_qty"))
+    return rows.with_columns(b2b_share=share)
+
+
+_PER_NAME: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
+    "sim": _sim_raw,
+    "bcs": _bcs,
+    "upi": _upi,
+    "ftz": _ftz_slope,
+    "dtc_z": _dtc_raw,
+    "lpf": _b2b_share,
+}
+# The cross-sectional step, on the rows of the requested days sorted by date and symbol.
+_CROSS: dict[str, pl.Expr] = {
+    "sim": zscore(pl.col("sim_raw")).over("date"),
+    "bcs": pl.col("bcs"),
+    "upi": pl.col("upi"),
+    "ftz": zscore(pl.col("ftz_slope")).over("date"),
+    "dtc_z": zscore(pl.col("dtc_raw")).over("date"),
+    "lpf": (zscore(pl.col("rerate_ratio")).over("date") + zscore(pl.col("b2b_share")).over("date")) / 2,
+}
+
+
+def _factors(history: pl.DataFrame, days: Iterable[date], factors: Sequence[str]) -> pl.DataFrame:
+    """``factors`` for every day in ``days``: ``date``, ``symbol``, one column per factor; one row
+    per symbol on each day, sorted by date and symbol. Reads only the sessions from the first
+    day's lookback to the last day."""
+    wanted = sorted(set(days))
+    rows = _select(history, (c for f in factors for c in _READS[f]))
+    if not wanted:
+        schema = {"date": pl.Date, "symbol": pl.String, **dict.fromkeys(factors, pl.Float64)}
+        return pl.DataFrame(schema=schema)
+    rows = rows.filter(pl.col("date") <= wanted[-1])
+    sessions = rows["date"].unique().sort()
+    present = set(sessions.to_list())
+    absent = [day for day in wanted if day not in present]
+    if absent:
+        raise ValueError(f"lending history has no rows for {absent[0]}")
+    first = sessions.search_sorted(wanted[0])
+    sessions = sessions[max(0, first - lookback_sessions(factors)) :]
+    index = pl.DataFrame({"date": sessions, "s": pl.int_range(sessions.len(), dtype=pl.Int64, eager=True)})
+    # Rows by name, sessions ascending. Any order of the names will do (no window crosses names,
+    # and the result is sorted by date and symbol), so sort on an integer key: 7x faster.
+    code = pl.col("symbol").cast(pl.Categorical).to_physical().cast(pl.Int64)
+    rows = rows.join(index, on="date", how="inner").sort(code * sessions.len() + pl.col("s"))
+    dup = rows.filter((pl.col("symbol") == pl.col("symbol").shift(1)) & (pl.col("s") == pl.col("s").shift(1)))
+    if dup.height:
+        raise ValueError(f"lending history has duplicate (date, symbol) rows, e.g. {dup.row(0)[:2]}")
+    for factor in factors:
+        rows = _PER_NAME[factor](rows)
+    # Flagged sorted by date (the sort flags it; stated since it matters), ``over("date")`` reduces
+    # each date's contiguous slice as ``zscore`` does a frame of that date alone: the same bits as
+    # elsewhere. Unflagged, it gathers by index and sums in another order (last-bit differences).
+    out = rows.filter(pl.col("date").is_in(wanted)).sort("date", "symbol").set_sorted("date")
+    return out.select("date", "symbol", *(_CROSS[f].cast(pl.Float64).alias(f) for f in factors))
+
+
+def core_factors_range(history: pl.DataFrame, days: Sequence[date]) -> pl.DataFrame:
+    """All six core factors for every day in ``days`` in one pass over ``history`` (a backfill):
+    ``date``, ``symbol``, ``sim``, ``bcs``, ``upi``, ``ftz``, ``dtc_z``, ``lpf``; one row per
+    symbol on each day, sorted by date and symbol. A day's rows equal ``core_factors`` of it."""
+    return _factors(history, days, FACTOR_COLUMNS)
+
+
+def core_factors(history: pl.DataFrame, day: date) -> pl.DataFrame:
+    """All six core factors for ``day``: ``date``, ``symbol``, ``sim``, ``bcs``, ``upi``, ``ftz``,
+    ``dtc_z``, ``lpf``; one row per symbol on ``day``, sorted by symbol."""
+    return core_factors_range(history, [day])
+
+
+# ---- factors one by one (the same pass, reading only the factor's columns) --------------------
 def short_interest_momentum(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """SIM: ``si[t] / si[t-20] - 1`` (20-session percent change of short interest, as a fraction),
     cross-sectional z clipped at +/-3. Needs the name's short interest on ``day`` and on the 20th
@@ -124,16 +279,7 @@ def short_interest_momentum(history: pl.DataFrame, day: date) -> pl.DataFrame:
     The vendor's ``on_loan_qty_month_diff`` is not used: its window (calendar month) and unit are
     the vendor's, while this change is measured on our own sessions.
     """
-    past, sessions = rows_as_of(history, day, ["short_interest"])
-    panel = session_panel(past, sessions, SIM_SESSIONS + 1, "short_interest")
-    if panel is None:
-        return _result(past, day, "sim", None)
-    ends = panel.group_by("symbol").agg(
-        start=pl.col("short_interest").filter(pl.col("k") == 0).first(),
-        end=pl.col("short_interest").filter(pl.col("k") == SIM_SESSIONS).first(),
-    )
-    raw = pl.when(pl.col("start") > 0).then(pl.col("end") / pl.col("start") - 1)
-    return _result(past, day, "sim", ends.sort("symbol").with_columns(sim=zscore(raw)))
+    return _factors(history, [day], ["sim"])
 
 
 def borrow_cost_shock(history: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -143,21 +289,7 @@ def borrow_cost_shock(history: pl.DataFrame, day: date) -> pl.DataFrame:
     Needs the fee on all 32 sessions t-31 .. t; otherwise null. Lookback 31 sessions. Today's
     change is left out of the std so that a spike does not dampen itself.
     """
-    past, sessions = rows_as_of(history, day, ["fee_bps"])
-    n = BCS_SESSIONS + 2
-    panel = session_panel(past, sessions, n, "fee_bps")
-    if panel is None:
-        return _result(past, day, "bcs", None)
-    changes = panel.with_columns(change=pl.col("fee_bps").diff().over("symbol"))
-    stats = changes.group_by("symbol").agg(
-        full=_full("fee_bps"),
-        today=pl.col("change").filter(pl.col("k") == n - 1).first(),
-        sigma=pl.col("change").filter(pl.col("k").is_between(1, n - 2)).std(ddof=1),
-    )
-    bcs = pl.when(pl.col("full")).then(
-        pl.col("today") / pl.max_horizontal("sigma", pl.lit(BCS_SIGMA_FLOOR_BPS))
-    )
-    return _result(past, day, "bcs", stats.with_columns(bcs=bcs))
+    return _factors(history, [day], ["bcs"])
 
 
 def utilization_persistence(history: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -167,13 +299,7 @@ def utilization_persistence(history: pl.DataFrame, day: date) -> pl.DataFrame:
     otherwise null. Lookback 19 sessions. A share rather than the 20-day mean: 10 days at 100 %
     and 10 at 20 % average 60 % but are not persistently tight.
     """
-    past, sessions = rows_as_of(history, day, ["utilization_pct"])
-    panel = session_panel(past, sessions, UPI_SESSIONS, "utilization_pct")
-    if panel is None:
-        return _result(past, day, "upi", None)
-    share = (pl.col("utilization_pct") >= UPI_THRESHOLD_PCT).mean()
-    stats = panel.group_by("symbol").agg(upi=pl.when(_full("utilization_pct")).then(share))
-    return _result(past, day, "upi", stats)
+    return _factors(history, [day], ["upi"])
 
 
 def fee_trend_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -181,34 +307,20 @@ def fee_trend_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
     (bps per session), ``sum((k - k̄)(fee - fee̅)) / sum((k - k̄)^2)``, then cross-sectional z
     clipped at +/-3. Needs the fee on all 20 sessions; otherwise null. Lookback 19 sessions.
     """
-    past, sessions = rows_as_of(history, day, ["fee_bps"])
-    panel = session_panel(past, sessions, FTZ_SESSIONS, "fee_bps")
-    if panel is None:
-        return _result(past, day, "ftz", None)
-    k, fee = pl.col("k").cast(pl.Float64), pl.col("fee_bps")
-    slope = ((k - k.mean()) * (fee - fee.mean())).sum() / ((k - k.mean()) ** 2).sum()
-    stats = panel.group_by("symbol").agg(slope=pl.when(_full("fee_bps")).then(slope))
-    return _result(past, day, "ftz", stats.sort("symbol").with_columns(ftz=zscore(pl.col("slope"))))
+    return _factors(history, [day], ["ftz"])
 
 
 def days_to_cover_z(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """DTC_z: ``short_interest / adv`` (days to cover) on ``day``, cross-sectional z clipped at
     +/-3. Null when either is missing or ``adv`` is 0. Lookback 0."""
-    past, _ = rows_as_of(history, day, ["short_interest", "adv"])
-    today = past.filter(pl.col("date") == day).sort("symbol")  # fixed order: bit-identical sums
-    dtc = pl.when(pl.col("adv") > 0).then(pl.col("short_interest") / pl.col("adv"))
-    return _result(past, day, "dtc_z", today.with_columns(dtc_z=zscore(dtc)))
+    return _factors(history, [day], ["dtc_z"])
 
 
 def locate_proxy(history: pl.DataFrame, day: date) -> pl.DataFrame:
     """LPF: ``(z(rerate_ratio) + z(b2b_loans / on_loan_qty)) / 2`` on ``day``, each a
     cross-sectional z clipped at +/-3; the mean is not re-standardised. Null when either part is
     null (``on_loan_qty`` 0 or missing included). Lookback 0."""
-    past, _ = rows_as_of(history, day, ["rerate_ratio", "b2b_loans", "on_loan_qty"])
-    today = past.filter(pl.col("date") == day).sort("symbol")  # fixed order: bit-identical sums
-    b2b_share = pl.when(pl.col("on_loan_qty") > 0).then(pl.col("b2b_loans") / pl.col("on_loan_qty"))
-    parts = today.with_columns(z_rerate=zscore(pl.col("rerate_ratio")), z_b2b=zscore(b2b_share))
-    return _result(past, day, "lpf", parts.with_columns(lpf=(pl.col("z_rerate") + pl.col("z_b2b")) / 2))
+    return _factors(history, [day], ["lpf"])
 
 
 FACTORS: dict[str, Callable[[pl.DataFrame, date], pl.DataFrame]] = {
@@ -219,14 +331,3 @@ FACTORS: dict[str, Callable[[pl.DataFrame, date], pl.DataFrame]] = {
     "dtc_z": days_to_cover_z,
     "lpf": locate_proxy,
 }
-
-
-def core_factors(history: pl.DataFrame, day: date) -> pl.DataFrame:
-    """All six core factors for ``day``: ``date``, ``symbol``, ``sim``, ``bcs``, ``upi``, ``ftz``,
-    ``dtc_z``, ``lpf``; one row per symbol on ``day``, sorted by symbol."""
-    past = history.filter(pl.col("date") <= day)  # read the long history once
-    frames = [factor(past, day) for factor in FACTORS.values()]
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.join(frame.drop("date"), on="symbol", how="left")
-    return out.sort("symbol")

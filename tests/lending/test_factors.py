@@ -12,20 +12,24 @@ import numpy as np
 import polars as pl
 import pytest
 
+from finance_dag.core import calendar
 from finance_dag.lending.factors import (
     FACTOR_COLUMNS,
     FACTOR_DESCRIPTIONS,
     LOOKBACK,
     borrow_cost_shock,
     core_factors,
+    core_factors_range,
     days_to_cover_z,
     fee_trend_z,
     locate_proxy,
     lookback_sessions,
     short_interest_momentum,
     utilization_persistence,
+    zscore,
 )
-from finance_dag.lending.feed import FEED_SCHEMA
+from finance_dag.lending.feed import FEED_SCHEMA, validate_snapshot
+from finance_dag.sim.lending import SimulatedLending, lending_universe
 
 NAMES = ("AAA", "BBB", "CCC", "DDD")
 DEFAULTS = {
@@ -230,7 +234,7 @@ def test_lpf_averages_the_z_of_rerate_ratio_and_of_the_b2b_share():
 
 
 # ---- all factors ------------------------------------------------------------------------------
-def random_history(n: int, names=NAMES, seed: int = 1) -> pl.DataFrame:
+def random_history(n: int, names=NAMES, seed: int = 1, drop=()) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     columns = {
         "fee_bps": {s: list(rng.uniform(5, 500, n)) for s in names},
@@ -240,7 +244,7 @@ def random_history(n: int, names=NAMES, seed: int = 1) -> pl.DataFrame:
         "rerate_ratio": {s: list(rng.uniform(0, 3, n)) for s in names},
         "b2b_loans": {s: list(rng.uniform(0, 1e4, n)) for s in names},
     }
-    return history(n, names=names, **columns)
+    return history(n, names=names, drop=drop, **columns)
 
 
 def test_core_factors_columns_and_lookbacks():
@@ -289,3 +293,110 @@ def test_row_order_of_the_history_does_not_change_a_single_bit():
     hist = random_history(40)
     shuffled = hist.sample(fraction=1.0, shuffle=True, seed=3)
     assert core_factors(shuffled, last(40)).equals(core_factors(hist, last(40)))
+
+
+# ---- many days at once ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def feed_history() -> pl.DataFrame:
+    """50 names of the simulated feed over 45 sessions, validated as the lending asset does."""
+    lending = SimulatedLending(7)
+    days = calendar.sessions(date(2024, 9, 1), date(2024, 11, 29))[-45:]
+    names = list(lending_universe(50))
+    return pl.concat(validate_snapshot(lending.feed(names, d), d, "sim") for d in days)
+
+
+def plain_factors(hist: pl.DataFrame, day: date) -> dict[str, dict[str, float | None]]:
+    """The six factors of ``day`` name by name in plain Python and numpy, from the rows <= day."""
+    rows = {(r["date"], r["symbol"]): r for r in hist.iter_rows(named=True) if r["date"] <= day}
+    days = sorted({d for d, _ in rows})
+    names = sorted(s for d, s in rows if d == day)
+
+    def window(name: str, column: str, n: int) -> list[float] | None:
+        if len(days) < n or any((d, name) not in rows for d in days[-n:]):
+            return None
+        return [rows[d, name][column] for d in days[-n:]]
+
+    def cross(raw: dict[str, float | None]) -> dict[str, float | None]:
+        present = {k: v for k, v in raw.items() if v is not None}
+        zs = z(present) if len(present) >= 3 else {}
+        return {name: zs.get(name) for name in names}
+
+    bcs, upi, slope, sim = {}, {}, {}, {}
+    for name in names:
+        fee = window(name, "fee_bps", 32)
+        changes = np.diff(fee) if fee else None
+        bcs[name] = None if fee is None else changes[-1] / max(np.std(changes[:-1], ddof=1), 1.0)
+        util = window(name, "utilization_pct", 20)
+        upi[name] = None if util is None else sum(u >= 80 for u in util) / 20
+        fee = window(name, "fee_bps", 20)
+        slope[name] = None if fee is None else ols_slope(fee)
+        ends = window(name, "short_interest", 21)  # complete here, but SIM needs only the ends
+        sim[name] = None if ends is None or ends[0] <= 0 else ends[-1] / ends[0] - 1
+    today = {name: rows[day, name] for name in names}
+    dtc = cross({n: r["short_interest"] / r["adv"] for n, r in today.items()})
+    z_rerate = cross({n: r["rerate_ratio"] for n, r in today.items()})
+    z_b2b = cross({n: r["b2b_loans"] / r["on_loan_qty"] for n, r in today.items()})
+    lpf = {n: (z_rerate[n] + z_b2b[n]) / 2 for n in names}
+    return {"sim": cross(sim), "bcs": bcs, "upi": upi, "ftz": cross(slope), "dtc_z": dtc, "lpf": lpf}
+
+
+def test_the_range_matches_a_plain_per_day_computation(feed_history):
+    days = sorted(set(feed_history["date"]))
+    out = core_factors_range(feed_history, days[18:])  # from the day before UPI's first full window
+    assert out.columns == ["date", "symbol", *FACTOR_COLUMNS] and out.height == 27 * 50
+    assert out.select("date", "symbol").equals(out.select("date", "symbol").sort("date", "symbol"))
+    for i in (18, 19, 20, 30, 31, 38, 44):  # around each window's first full day, and later
+        got = out.filter(pl.col("date") == days[i])
+        for factor, expected in plain_factors(feed_history, days[i]).items():
+            assert_close(values(got, factor), expected)
+    nulls = out.group_by("date").agg(pl.col(FACTOR_COLUMNS).null_count()).sort("date")
+    assert nulls["bcs"].to_list() == [50] * 13 + [0] * 14  # 32 sessions from day 31 on
+    assert nulls["sim"].to_list() == [50] * 2 + [0] * 25  # 21 sessions from day 20 on
+    assert nulls["upi"].to_list() == nulls["ftz"].to_list() == [50] + [0] * 26  # 20 from day 19 on
+    assert nulls["dtc_z"].sum() == nulls["lpf"].sum() == 0
+
+
+def test_a_day_of_the_range_is_bit_identical_to_the_day_alone(feed_history):
+    days = sorted(set(feed_history["date"]))
+    out = core_factors_range(feed_history, days)
+    assert out.equals(pl.concat(core_factors(feed_history, d) for d in days))
+    shuffled = feed_history.sample(fraction=1.0, shuffle=True, seed=5)
+    assert core_factors_range(shuffled, days).equals(out)
+    for day in (days[0], days[20], days[31], days[40]):
+        truncated = feed_history.filter(pl.col("date") <= day)
+        assert core_factors_range(truncated, [day]).equals(out.filter(pl.col("date") == day))
+    assert core_factors_range(feed_history, [days[40], days[31], days[40]]).equals(
+        out.filter(pl.col("date").is_in([days[31], days[40]]))
+    )
+    assert core_factors_range(feed_history, []).columns == out.columns
+    with pytest.raises(ValueError, match="no rows for 2024-12-31"):
+        core_factors_range(feed_history, [days[-1], date(2024, 12, 31)])
+
+
+def test_range_z_scores_are_bit_identical_to_zscore_on_a_frame_of_the_day(feed_history):
+    days = sorted(set(feed_history["date"]))[-5:]
+    out = core_factors_range(feed_history, days)
+    dtc = pl.when(pl.col("adv") > 0).then(pl.col("short_interest") / pl.col("adv"))
+    for day in days:
+        alone = feed_history.filter(pl.col("date") == day).sort("symbol").select(dtc_z=zscore(dtc))
+        assert out.filter(pl.col("date") == day)["dtc_z"].equals(alone["dtc_z"])
+
+
+def test_a_one_session_gap_voids_exactly_the_windows_that_cover_it():
+    n, gap = 75, 35
+    hist = random_history(n, drop={("CCC", gap)})
+    days = sessions(n)
+    out = core_factors_range(hist, days)
+    ccc = out.filter(pl.col("symbol") == "CCC")
+    assert days[gap] not in ccc["date"].to_list() and ccc.height == n - 1
+
+    def null_days(factor: str) -> set[int]:
+        return {days.index(d) for d in ccc.filter(pl.col(factor).is_null())["date"]}
+
+    assert null_days("bcs") == set(range(31)) | set(range(gap + 1, gap + 32))  # t-31 .. t
+    assert null_days("upi") == null_days("ftz") == set(range(19)) | set(range(gap + 1, gap + 20))
+    assert null_days("sim") == set(range(20)) | {gap + 20}  # only the start point counts
+    assert null_days("dtc_z") == null_days("lpf") == set()
+    others = out.filter(pl.col("symbol") != "CCC")
+    full = core_factors_range(random_history(n), days).filter(pl.col("symbol") != "CCC")
+    assert others.select("date", "symbol", "bcs", "upi").equals(full.select("date", "symbol", "bcs", "upi"))
