@@ -23,7 +23,12 @@ from finance_dag.defs.lending.resources import (
 )
 from finance_dag.lending import digest, extended, factors, feed, squeeze
 from finance_dag.lending.extended import EXTENDED_COLUMNS, EXTENDED_DESCRIPTIONS
-from finance_dag.lending.factors import FACTOR_COLUMNS, FACTOR_DESCRIPTIONS, core_factors, lookback_sessions
+from finance_dag.lending.factors import (
+    FACTOR_COLUMNS,
+    FACTOR_DESCRIPTIONS,
+    core_factors_range,
+    lookback_sessions,
+)
 from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFeedError, LendingSourceError
 from finance_dag.market_data.bars import VendorError
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
@@ -219,15 +224,16 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             lake.lake, SNAPSHOTS, parts.trading_days, sessions_back(keys[0], keys[-1], lookback)
         )
         available = set(history["date"]) if history.height else set()
+        days = [d for d in map(date.fromisoformat, keys) if d in available]
+        by_day = core_factors_range(history, days).partition_by("date", as_dict=True) if days else {}
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
-                day = date.fromisoformat(key)
-                if day not in available:
+                frame = by_day.get((date.fromisoformat(key),))
+                if frame is None:
                     writer.fail(
                         key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
                     )
                     continue
-                frame = core_factors(history, day)
                 export = lake.lake.write_csv_beside(writer.path(key), frame)
                 writer.write(
                     key,
@@ -294,7 +300,11 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     continue
                 days = preceding(window, key, extended.BUZZ_SESSIONS)
                 inputs = extended.ExtendedInputs(
-                    history=history.filter(pl.col("date") <= day),
+                    history=history.filter(  # the 20 sessions its time-series z-scores read
+                        pl.col("date").is_between(
+                            date.fromisoformat(preceding(window, key, extended.LOOKBACK)[0]), day
+                        )
+                    ),
                     market=market,
                     etf_shares=etf_shares.read(day, parts.symbols),
                     esg=esg_scores.read(day, parts.symbols, extended.ESG_MAX_AGE_DAYS),
