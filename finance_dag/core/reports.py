@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from datetime import date
 
 import numpy as np
@@ -141,28 +142,52 @@ def line_chart_png(frame: pl.DataFrame, x: str, y: str, series: str, title: str)
     return buffer.getvalue()
 
 
+class _StackedBars:
+    """A horizontal stacked-bar figure drawn once and redrawn with new values: building the
+    artists costs as much as rendering, and a digest backfill draws one chart per session."""
+
+    def __init__(self, parts: tuple[tuple[str, str], ...], rows: int) -> None:
+        from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend switch
+
+        self.figure = Figure(figsize=(7, 0.3 * rows + 1.2), dpi=72)
+        self.ax = self.figure.subplots()
+        names = [str(i) for i in range(rows)]
+        self.bars = [self.ax.barh(names, [0.0] * rows, label=text, height=0.7) for _, text in parts]
+        self.ax.axvline(0.0, color="grey", linewidth=0.6)
+        self.ax.tick_params(labelsize=7)
+        self.ax.legend(fontsize=7, loc="lower right")
+        self.title = self.ax.set_title("", fontsize=9)
+        self.figure.subplots_adjust(left=0.14, right=0.98, top=0.9, bottom=0.12)  # tight_layout: ~20 ms
+
+    def png(self, names: list[str], values: list[list[float]], title: str) -> bytes:
+        right, left = [0.0] * len(names), [0.0] * len(names)
+        for bars, column in zip(self.bars, values, strict=True):
+            for i, (patch, value) in enumerate(zip(bars.patches, column, strict=True)):
+                patch.set_x(right[i] if value >= 0 else left[i])
+                patch.set_width(value)
+                right[i] += max(value, 0.0)
+                left[i] += min(value, 0.0)
+        self.ax.set_yticks(range(len(names)), names)
+        self.ax.set_xlim(min(min(left), 0.0) - 0.1, max(max(right), 0.0) * 1.25 + 0.1)  # room for the legend
+        self.title.set_text(title)
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+_FIGURES: dict[tuple, _StackedBars] = {}
+_FIGURES_LOCK = threading.Lock()
+
+
 def stacked_bars_png(frame: pl.DataFrame, label: str, parts: dict[str, str], title: str) -> bytes:
     """One horizontal bar per row of ``frame`` (named by ``label``, first row on top), stacked
     from the columns of ``parts`` (column -> legend text; positive parts to the right of 0,
-    negative ones to the left), as PNG bytes."""
-    from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend switch
-
+    negative ones to the left; a null counts as 0), as PNG bytes."""
     rows = frame.reverse()
     names = [str(v) for v in rows[label].to_list()]
-    fig = Figure(figsize=(7, 0.3 * len(names) + 1.2), dpi=72)
-    ax = fig.subplots()
-    right, left = [0.0] * len(names), [0.0] * len(names)
-    for column, text in parts.items():
-        values = [0.0 if v is None else float(v) for v in rows[column].to_list()]
-        starts = [r if v >= 0 else lft for v, r, lft in zip(values, right, left, strict=True)]
-        ax.barh(names, values, left=starts, label=text, height=0.7)
-        right = [r + max(v, 0.0) for v, r in zip(values, right, strict=True)]
-        left = [lft + min(v, 0.0) for v, lft in zip(values, left, strict=True)]
-    ax.axvline(0.0, color="grey", linewidth=0.6)
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.subplots_adjust(left=0.14, right=0.98, top=0.9, bottom=0.12)  # tight_layout costs ~20 ms
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    values = [[0.0 if v is None else float(v) for v in rows[c].to_list()] for c in parts]
+    key = (tuple(parts.items()), len(names))
+    with _FIGURES_LOCK:  # one figure per shape, redrawn under a lock (matplotlib is not thread-safe)
+        if key not in _FIGURES:
+            _FIGURES[key] = _StackedBars(key[0], len(names))
+        return _FIGURES[key].png(names, values, title)
