@@ -81,7 +81,7 @@ def squeeze_scores(
         ssr_v4=pl.when(pl.col("_weight") > 0).then(pl.sum_horizontal(f"{c}_contrib" for c in WEIGHTS))
     )
     return (
-        scored.with_columns(reason=_reason())
+        _with_reason(scored)
         .select(
             *keys,
             "ssr_v4",
@@ -94,16 +94,26 @@ def squeeze_scores(
     )
 
 
-def _reason() -> pl.Expr:
-    """The two largest positive contributions in words, e.g. ``borrow-cost shock +2.9 sd,
-    utilisation persistence +1.4 sd``."""
-    parts = [
-        pl.when(pl.col(f"{c}_contrib") > 0).then(
-            pl.struct(
-                size=pl.col(f"{c}_contrib"), text=pl.format(f"{LABELS[c]} {{}} sd", pl.col(f"{c}_z").round(1))
-            )
+def _with_reason(scored: pl.DataFrame) -> pl.DataFrame:
+    """Adds ``reason``: the two largest positive contributions in words, e.g. ``borrow-cost
+    shock 2.9 sd, utilisation persistence 1.4 sd`` ("" when none is positive; a tie goes to the
+    component listed first). Column arithmetic in stages, no per-row lists: fast on a year."""
+    contrib = {c: pl.col(f"{c}_contrib") for c in WEIGHTS}
+
+    def largest(values: dict[str, pl.Expr]) -> pl.Expr:
+        """The name of the component holding the largest positive value (null when none)."""
+        top = pl.max_horizontal(*values.values())
+        return pl.coalesce(pl.when((v == top) & (top > 0)).then(pl.lit(c)) for c, v in values.items())
+
+    def words(name: str) -> pl.Expr:
+        return pl.coalesce(
+            pl.when(pl.col(name) == c).then(pl.format(f"{LABELS[c]} {{}} sd", pl.col(f"{c}_z").round(1)))
+            for c in WEIGHTS
         )
-        for c in WEIGHTS
-    ]
-    ranked = pl.concat_list(parts).list.drop_nulls().list.sort(descending=True).list.head(2)
-    return ranked.list.eval(pl.element().struct.field("text")).list.join(", ")
+
+    ranked = scored.with_columns(_first=largest(contrib))
+    ranked = ranked.with_columns(
+        _second=largest({c: pl.when(pl.col("_first") != c).then(v) for c, v in contrib.items()})
+    )
+    reason = pl.concat_str([words("_first"), words("_second")], separator=", ", ignore_nulls=True)
+    return ranked.with_columns(reason=reason.fill_null("")).drop("_first", "_second")
