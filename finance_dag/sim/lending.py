@@ -126,30 +126,34 @@ class SimulatedLending:
             )
         i = self._index[day]
         back = max(0, i - MONTH)
-        rows = []
-        for symbol in symbols:
-            s = self.state(symbol)
-            rows.append(
-                (
-                    day.isoformat(),
-                    symbol,
-                    f"{symbol} {'ETF' if symbol in ETF_SYMBOLS else 'common stock'}",
-                    "ETF"
-                    if symbol in ETF_SYMBOLS
-                    else INDUSTRIES[zlib.crc32(symbol.encode()) % len(INDUSTRIES)],
-                    float(s["fee"][i]),
-                    float(s["utilisation"][i]),
-                    int(s["on_loan"][i]),
-                    int(s["on_loan"][i] - s["on_loan"][back]),
-                    round(float(s["fee"][i] - s["fee"][back]), 2),
-                    int(s["short_interest"][i]),
-                    int(s["adv"][i]),
-                    float(s["rerate"][i]),
-                    int(s["b2b"][i]),
-                    int(s["lenders"][i]),
-                )
-            )
-        return pl.DataFrame(rows, schema=list(FEED_COLUMNS), orient="row")
+        states = [self.state(symbol) for symbol in symbols]
+
+        def column(field: str, at: int = i) -> np.ndarray:
+            return np.array([state[field][at] for state in states], dtype=float)
+
+        etf = np.array([symbol in ETF_SYMBOLS for symbol in symbols], dtype=bool)
+        industry = [INDUSTRIES[zlib.crc32(symbol.encode()) % len(INDUSTRIES)] for symbol in symbols]
+        on_loan = column("on_loan")
+        return pl.DataFrame(
+            {
+                "Date": [day.isoformat()] * len(symbols),
+                "ticker": list(symbols),
+                "sec_desc": [
+                    f"{s} {'ETF' if e else 'common stock'}" for s, e in zip(symbols, etf, strict=True)
+                ],
+                "industry": ["ETF" if e else name for e, name in zip(etf, industry, strict=True)],
+                "Fee All (BPS)": column("fee"),
+                "Active Utilization (%)": column("utilisation"),
+                "On Loan Quantity": on_loan.astype(np.int64),
+                "On Loan Quantity Month Diff": (on_loan - column("on_loan", back)).astype(np.int64),
+                "Fee All Month Diff (BPS)": np.round(column("fee") - column("fee", back), 2),
+                "Short Interest": column("short_interest").astype(np.int64),
+                "Average Daily Volume": column("adv").astype(np.int64),
+                "Re-Rate Ratio": column("rerate"),
+                "B2B Loans": column("b2b").astype(np.int64),
+                "Lender Count": column("lenders").astype(np.int64),
+            }
+        )
 
     def write_feed_file(self, symbols: list[str], day: date, folder: str | Path, fmt: str = "csv") -> Path:
         """Drop the day's feed into ``folder`` as the vendor does: ``lending_YYYY-MM-DD.csv``
