@@ -76,9 +76,9 @@ def main() -> None:
         "lending_snapshots", "lending_factors", "extended_lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
         "daily_digest",
     ):  # fmt: skip
-        print(f"  {asset:<18} {lake.uri(asset)}")
-    print(f"  {'heatmap':<18} {lake.uri('coverage_report/heatmap.png')}")
-    print(f"  {'digest':<18} {lake.uri(f'daily_digest/date={lending[-1]}.html')} (and .md)")
+        print(f"  {asset:<24} {lake.uri(asset)}")
+    print(f"  {'heatmap':<24} {lake.uri('coverage_report/heatmap.png')}")
+    print(f"  {'digest':<24} {lake.uri(f'daily_digest/date={lending[-1]}.html')} (and .md)")
     print("\nOpen the UI on these runs:  make dev   (then http://127.0.0.1:3000)")
     print("In a notebook:  from finance_dag.definitions import defs")
     print('                defs.load_asset_value("minute_bars", partition_key="2024-11-29")  # every symbol')

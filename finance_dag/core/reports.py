@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import threading
 from datetime import date
@@ -10,6 +11,16 @@ import numpy as np
 import polars as pl
 
 from finance_dag.core import calendar
+
+
+def format_cell(value: object, digits: int = 4) -> str:
+    """A table cell as text: floats rounded to ``digits`` decimals (tiny ones in ``digits``
+    significant figures), None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{round(value, digits)}"
+    return str(value)
 
 
 def markdown_table(frame: pl.DataFrame, max_rows: int = 100, digits: int = 4) -> str:
@@ -21,15 +32,21 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 100, digits: int = 4) ->
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
 
     def cell(value: object) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{round(value, digits)}"
-        return str(value).replace("|", "\\|")
+        return format_cell(value, digits).replace("|", "\\|")
 
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.iter_rows()]
     more = [f"\n_{frame.height - max_rows} more rows_"] if frame.height > max_rows else []
     return "\n".join([header, rule, *rows, *more])
+
+
+def html_table(frame: pl.DataFrame, digits: int = 4) -> str:
+    """An HTML table of ``frame``, cells escaped and rounded like ``markdown_table``."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_cell(v, digits))}</td>" for v in row) + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def coverage_grid(

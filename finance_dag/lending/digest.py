@@ -17,7 +17,7 @@ from datetime import date
 
 import polars as pl
 
-from finance_dag.core.reports import markdown_table, stacked_bars_png
+from finance_dag.core.reports import html_table, markdown_table, stacked_bars_png
 from finance_dag.lending.squeeze import LABELS
 
 TOP = 10
@@ -138,7 +138,7 @@ def daily_digest(day: date, today: Day, before: Day | None, squeeze: pl.DataFram
         + [f"## {title}\n\n{markdown_table(frame)}" for title, frame in sections]
         + [f"![SSR v4 contributions of the top candidates]({image})"]
     )
-    body = "".join(f"<h2>{html.escape(title)}</h2>{_html_table(frame)}" for title, frame in sections)
+    body = "".join(f"<h2>{html.escape(title)}</h2>{html_table(frame)}" for title, frame in sections)
     body += f"<h2>What drives the top scores</h2><img alt='SSR v4 contributions' src='{image}'>"
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Lending digest {day}</title></head><body>"
@@ -146,12 +146,3 @@ def daily_digest(day: date, today: Day, before: Day | None, squeeze: pl.DataFram
         "</body></html>"
     )
     return Digest(day, lines, summary, top, moves, plot, markdown, page)
-
-
-def _html_table(frame: pl.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.iter_rows()
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
