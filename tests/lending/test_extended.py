@@ -389,3 +389,117 @@ def test_a_zero_fee_in_the_window_gives_null_with_the_reason_not_nan():
         out = {r["symbol"]: r for r in factor(history, sessions[-1], market).iter_rows(named=True)}
         value = next(v for k, v in out["CCC"].items() if k not in ("symbol", "why"))
         assert value is None and "a fee of 0" in out["CCC"]["why"]
+
+
+# ---- a range of days in one pass --------------------------------------------------------------
+RANGE_SESSIONS = calendar.sessions(date(2024, 10, 15), date(2024, 11, 29))  # 32 sessions
+
+
+@pytest.fixture(scope="module")
+def simulated_range():
+    """Simulated inputs of 60 names over ``RANGE_SESSIONS``: the range inputs (one mentions
+    frame shared by every day, as the asset builds them) and, per day, the inputs the one-day
+    API reads (the day's own six mention files). One name lacks a session, one has a 0 fee, the
+    mention file of ``RANGE_SESSIONS[15]`` is missing and the ETF file of ``RANGE_SESSIONS[25]``
+    is absent from the range's mapping."""
+    from finance_dag.lending import feed
+    from finance_dag.sim.lending import lending_universe
+    from finance_dag.sim.vendors import shared_alt_data, shared_macro, shared_market
+
+    names, sessions = list(lending_universe(60)), RANGE_SESSIONS
+    macro, alt = shared_macro(7), shared_alt_data(7)
+    hist = pl.concat(
+        feed.validate_snapshot(shared_market(7).lending.feed(names, d), d, "sim") for d in sessions
+    )
+    hist = hist.filter((pl.col("symbol") != names[0]) | (pl.col("date") != sessions[8])).with_columns(
+        fee_bps=pl.when((pl.col("symbol") == names[1]) & (pl.col("date") == sessions[22]))
+        .then(0.0)
+        .otherwise("fee_bps")
+    )
+    ids = [ex.MARKET_SERIES[role] for role in ("hy_oas", "vix", "stress")]
+    skew = macro.skew(date(2024, 8, 1), sessions[-1]).select("date", series_id=pl.lit("SKEW"), value="close")
+    observations = pl.concat([macro.observations(ids, date(2024, 8, 1), sessions[-1]), skew])
+    market = ex.Market(ex.market_as_of(observations, sessions))
+    etf = {d: feed.validate(alt.drop("etf_shares", names, d), ex.ETF_SHARES, d, "sim") for d in sessions}
+    del etf[sessions[25]]
+    monthly = {m: alt.drop("esg_scores", names, m) for m in (date(2024, 10, 1), date(2024, 11, 1))}
+    esg = {d: monthly[max(m for m in monthly if m <= d)] for d in sessions}
+    files = {d: alt.drop("social_mentions", names, d) for d in sessions}
+    files = {
+        d: f"no social mentions file for {d}" if f is None or d == sessions[15] else f
+        for d, f in files.items()
+    }
+    shared = pl.concat(f for f in files.values() if not isinstance(f, str))
+
+    def window(day: date) -> list:
+        i = sessions.index(day)
+        return [files[d] for d in sessions[max(0, i - ex.BUZZ_SESSIONS) : i + 1]]
+
+    def problems(day: date) -> tuple[str, ...]:
+        return tuple(f for f in window(day) if isinstance(f, str))
+
+    mentions = {d: ex.Mentions(shared, problems(d)) for d in sessions}
+    range_inputs = ex.ExtendedRangeInputs(hist, market, etf, esg, mentions)
+    absent_etf = f"no {ex.ETF_SHARES.name} input for {sessions[25]}"
+    per_day = {
+        d: ex.ExtendedInputs(
+            hist.filter(pl.col("date") <= d),
+            ex.Market(market.frame.filter(pl.col("date") <= d)),
+            etf.get(d, absent_etf),
+            esg[d],
+            ex.Mentions(pl.concat(f for f in window(d) if not isinstance(f, str)), problems(d)),
+        )
+        for d in sessions
+    }
+    return range_inputs, per_day
+
+
+def test_the_range_equals_each_day_computed_from_its_own_past(simulated_range):
+    range_inputs, per_day = simulated_range
+    days = RANGE_SESSIONS
+    out = ex.extended_factors_range(range_inputs, days[::-1])  # any order of the days
+    assert out.equals(pl.concat(ex.extended_factors(per_day[d], d) for d in days))
+    assert out.columns == ["date", "symbol", *ex.EXTENDED_COLUMNS, "null_reasons"]
+    assert out.height == range_inputs.history.height and out["date"].is_sorted()
+    # every path of the reasons is exercised, and every factor has values somewhere
+    assert min(out.select(pl.col(ex.EXTENDED_COLUMNS).is_not_null().sum()).row(0)) > 0
+    reasons = out["null_reasons"].drop_nulls()
+    for text in (
+        "borrow_cds_basis: fewer than 20 lending sessions to 2024-11-08",
+        "borrow_cds_basis: lending data missing, or a fee of 0, on some of the 20 sessions",
+        "crowd_buzz: fewer than 6 social-mention files to 2024-10-21",
+        f"crowd_buzz: no social mentions file for {days[15]}",
+        f"etf_flow_pressure: no ETF shares outstanding input for {days[25]}",
+    ):
+        assert reasons.str.contains(text, literal=True).any(), text
+    on_day = out.filter(pl.col("date") == days[25])
+    assert on_day["etf_flow_pressure"].is_null().all()
+    buzz_gap = out.filter(pl.col("date").is_between(days[15], days[20]))
+    assert buzz_gap["crowd_buzz"].is_null().all()
+    assert out.filter(pl.col("date") == days[21])["crowd_buzz"].is_not_null().all()
+    assert out.filter(pl.col("date") == days[19])["borrow_cds_basis"].drop_nulls().len() > 0
+    assert ex.extended_factors_range(range_inputs, []).columns == out.columns
+    with pytest.raises(ValueError, match="no rows for 2024-12-02"):
+        ex.extended_factors_range(range_inputs, [days[-1], date(2024, 12, 2)])
+
+
+def test_the_range_is_bit_identical_whatever_the_row_order(simulated_range):
+    range_inputs, _ = simulated_range
+    days = RANGE_SESSIONS[10:]
+    out = ex.extended_factors_range(range_inputs, days)
+
+    def shuffle(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+        shuffled = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert shuffled["symbol"].to_list() != frame["symbol"].to_list()
+        return shuffled
+
+    esg_files = {id(f): shuffle(f, 2) for f in range_inputs.esg.values()}  # one per file: served as one
+    mentions = shuffle(next(iter(range_inputs.mentions.values())).rows, 3)
+    shuffled = ex.ExtendedRangeInputs(
+        shuffle(range_inputs.history, 1),
+        range_inputs.market,
+        {d: shuffle(f, 4) for d, f in range_inputs.etf_shares.items()},
+        {d: esg_files[id(f)] for d, f in range_inputs.esg.items()},
+        {d: ex.Mentions(mentions, m.problems) for d, m in range_inputs.mentions.items()},
+    )
+    assert ex.extended_factors_range(shuffled, days).equals(out)

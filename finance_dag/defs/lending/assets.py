@@ -290,32 +290,39 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         available = set(history["date"]) if history.height else set()
         market = market_inputs([date.fromisoformat(k) for k in window], macro_series, cboe_skew, settings)
         mentions_by_day = {d: social_mentions.read(date.fromisoformat(d), parts.symbols) for d in window}
+        served = [f for f in mentions_by_day.values() if not isinstance(f, str)]
+        all_mentions = pl.concat(served) if served else pl.DataFrame(schema=extended.SOCIAL_MENTIONS.schema)
+        days = [d for d in map(date.fromisoformat, keys) if d in available]
+        buzz_days = {d: preceding(window, d.isoformat(), extended.BUZZ_SESSIONS) for d in days}
+        inputs = extended.ExtendedRangeInputs(
+            history=history,
+            market=market,
+            etf_shares={d: etf_shares.read(d, parts.symbols) for d in days},
+            esg={d: esg_scores.read(d, parts.symbols, extended.ESG_MAX_AGE_DAYS) for d in days},
+            mentions={d: mentions_input(buzz_days[d], mentions_by_day, all_mentions) for d in days},
+        )
+        by_day = (
+            extended.extended_factors_range(inputs, days).partition_by("date", as_dict=True) if days else {}
+        )
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
                 day = date.fromisoformat(key)
-                if day not in available:
+                frame = by_day.get((day,))
+                if frame is None:
                     writer.fail(
                         key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
                     )
                     continue
-                days = preceding(window, key, extended.BUZZ_SESSIONS)
-                inputs = extended.ExtendedInputs(
-                    history=history.filter(  # the 20 sessions its time-series z-scores read
-                        pl.col("date").is_between(
-                            date.fromisoformat(preceding(window, key, extended.LOOKBACK)[0]), day
-                        )
-                    ),
-                    market=market,
-                    etf_shares=etf_shares.read(day, parts.symbols),
-                    esg=esg_scores.read(day, parts.symbols, extended.ESG_MAX_AGE_DAYS),
-                    mentions=mentions_input(days, mentions_by_day),
+                mention_rows = sum(
+                    f.height for f in map(mentions_by_day.get, buzz_days[day]) if not isinstance(f, str)
                 )
-                frame = extended.extended_factors(inputs, day)
                 writer.write(
                     key,
                     frame,
                     {
-                        "inputs": dg.MetadataValue.md(markdown_table(input_status(inputs, day))),
+                        "inputs": dg.MetadataValue.md(
+                            markdown_table(input_status(inputs, day, mention_rows))
+                        ),
                         "names_with_value": dg.MetadataValue.md(
                             markdown_table(
                                 frame.select(pl.col(c).is_not_null().sum() for c in EXTENDED_COLUMNS)
@@ -573,16 +580,20 @@ def market_inputs(
     return extended.Market(extended.market_as_of(observations, sessions, series_ids), missing, series_ids)
 
 
-def mentions_input(days: list[str], by_day: dict[str, pl.DataFrame | str]) -> extended.Mentions:
-    """The social-mention files of ``days`` (the day and the sessions before it) as one input."""
-    files = [by_day[d] for d in days]
-    frames = [f for f in files if not isinstance(f, str)]
-    rows = pl.concat(frames) if frames else pl.DataFrame(schema=extended.SOCIAL_MENTIONS.schema)
-    return extended.Mentions(rows, tuple(f for f in files if isinstance(f, str)))
+def mentions_input(
+    days: list[str], by_day: dict[str, pl.DataFrame | str], rows: pl.DataFrame
+) -> extended.Mentions:
+    """The social mentions of the last of ``days`` (the day and the sessions before it): ``rows``,
+    the files of every session of the run (one frame shared by all the days of the run, so
+    their buzz is computed in one pass), and why any file of ``days`` is missing or unusable.
+    The day reads the files of the last ``BUZZ_SESSIONS`` + 1 dates of ``rows`` up to it: with
+    none of ``days`` missing (and a validated file never empty), exactly those of ``days``."""
+    return extended.Mentions(rows, tuple(f for f in (by_day[d] for d in days) if isinstance(f, str)))
 
 
-def input_status(inputs: extended.ExtendedInputs, day: date) -> pl.DataFrame:
-    """One row per extended input: whether it served the day, and what or why not."""
+def input_status(inputs: extended.ExtendedRangeInputs, day: date, mention_rows: int) -> pl.DataFrame:
+    """One row per extended input: whether it served ``day``, and what or why not
+    (``mention_rows``: the rows of the day's social-mention files)."""
     market = inputs.market
     today = market.frame.filter(pl.col("date") == day)
     rows = []
@@ -590,16 +601,17 @@ def input_status(inputs: extended.ExtendedInputs, day: date) -> pl.DataFrame:
         value = today[role][0] if today.height else None
         status = market.missing.get(role) or ("no value published" if value is None else f"{value:g}")
         rows.append((f"{role} ({series_id})", value is not None and role not in market.missing, status))
-    for name, frame in (("etf_shares", inputs.etf_shares), ("esg_scores", inputs.esg)):
+    for name, frame in (("etf_shares", inputs.etf_shares.get(day)), ("esg_scores", inputs.esg.get(day))):
+        frame = f"no {name} input for {day}" if frame is None else frame
         rows.append(
             (name, not isinstance(frame, str), frame if isinstance(frame, str) else f"{frame.height} rows")
         )
-    mentions = inputs.mentions
+    mentions = inputs.mentions.get(day, f"no social_mentions input for {day}")
     if isinstance(mentions, str):
         rows.append(("social_mentions", False, mentions))
     else:
         gaps = "; ".join(mentions.problems)
-        rows.append(("social_mentions", not gaps, gaps or f"{mentions.rows.height} rows"))
+        rows.append(("social_mentions", not gaps, gaps or f"{mention_rows} rows"))
     return pl.DataFrame(rows, schema=["input", "served", "detail"], orient="row")
 
 
