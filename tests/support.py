@@ -4,6 +4,9 @@ Tests never read the developer's ``FINANCE_DAG_*`` variables: ``SETTINGS`` is bu
 empty environment, and ``make_defs`` changes only the lake root (and injected faults).
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import dagster as dg
@@ -46,3 +49,25 @@ def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | Non
     )
     assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
     return result
+
+
+@contextmanager
+def ui_workspace(tmp_path, monkeypatch, **env: str) -> Iterator[tuple[object, dg.DagsterInstance]]:
+    """A code server on the real code location (as ``dagster dev`` starts it) with ``env``
+    (``FINANCE_DAG_`` prefix added, the lake under ``tmp_path``) and an instance that launches
+    runs at once: for ``platform.ui_backfill``."""
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import ModuleTarget
+
+    from finance_dag.platform.ui_backfill import INSTANCE_OVERRIDES
+
+    for name, value in {"STORAGE": str(tmp_path / "lake"), **env}.items():
+        monkeypatch.setenv(f"FINANCE_DAG_{name}", value)  # the code server inherits them
+    os.makedirs(tmp_path / "home")
+    target = ModuleTarget("finance_dag.definitions", None, os.getcwd(), "finance_dag")
+    with (
+        dg.instance_for_test(temp_dir=str(tmp_path / "home"), overrides=INSTANCE_OVERRIDES) as instance,
+        create_test_daemon_workspace_context(target, instance) as workspace,
+    ):
+        assert workspace.create_request_context().get_code_location_error("finance_dag") is None
+        yield workspace, instance
