@@ -16,6 +16,7 @@ import pytest
 from finance_dag.core import calendar
 from finance_dag.lending import extended as ex
 from finance_dag.lending.feed import FEED_SCHEMA
+from tests.lending.hand import assert_close, values, z
 
 SESS = calendar.sessions(date(2024, 11, 1), date(2024, 11, 29))  # 21 weekdays less Thanksgiving
 DAY = SESS[-1]
@@ -25,26 +26,8 @@ FEE_A = [40.0 + 3 * (k % 4) + k for k in range(20)]
 UTIL_A = [40.0 + k for k in range(20)]
 
 
-def z(values: dict[str, float]) -> dict[str, float]:
-    mean, sd = statistics.mean(values.values()), statistics.stdev(values.values())
-    return {k: max(-3.0, min(3.0, (v - mean) / sd)) for k, v in values.items()}
-
-
 def z_last(xs: list[float]) -> float:
     return (xs[-1] - statistics.mean(xs)) / statistics.stdev(xs)
-
-
-def values(frame: pl.DataFrame, column: str) -> dict[str, float | None]:
-    return dict(zip(frame["symbol"], frame[column], strict=True))
-
-
-def assert_close(got: dict, expected: dict) -> None:
-    assert got.keys() == expected.keys()
-    for key, value in expected.items():
-        if value is None:
-            assert got[key] is None, key
-        else:
-            assert got[key] == pytest.approx(value, abs=1e-12), key
 
 
 def history(fees: dict[str, list[float]], utils: dict[str, list[float]], drop=(), on_loan=None, lenders=None):

@@ -30,6 +30,7 @@ from finance_dag.lending.factors import (
 )
 from finance_dag.lending.feed import FEED_SCHEMA, validate_snapshot
 from finance_dag.sim.lending import SimulatedLending, lending_universe
+from tests.lending.hand import assert_close, values, z
 
 NAMES = ("AAA", "BBB", "CCC", "DDD")
 DEFAULTS = {
@@ -65,24 +66,6 @@ def history(n: int, names=NAMES, drop=(), **columns: dict[str, list]) -> pl.Data
             rows.append({"date": day, "symbol": symbol, **values})
     schema = {c: FEED_SCHEMA[c] for c in ("date", "symbol", *DEFAULTS)}
     return pl.DataFrame(rows, schema=schema)
-
-
-def z(values: dict[str, float]) -> dict[str, float]:
-    mean, sd = statistics.mean(values.values()), statistics.stdev(values.values())
-    return {k: max(-3.0, min(3.0, (v - mean) / sd)) for k, v in values.items()}
-
-
-def values(frame: pl.DataFrame, column: str) -> dict[str, float | None]:
-    return dict(zip(frame["symbol"], frame[column], strict=True))
-
-
-def assert_close(got: dict, expected: dict) -> None:
-    assert got.keys() == expected.keys()
-    for key, value in expected.items():
-        if value is None:
-            assert got[key] is None, key
-        else:
-            assert got[key] == pytest.approx(value, abs=1e-12), key
 
 
 def last(n: int) -> date:
