@@ -223,6 +223,41 @@ _CROSS: dict[str, pl.Expr] = {
 }
 
 
+def _name_rank(rows: pl.DataFrame) -> tuple[pl.Expr, int]:
+    """The rank of ``symbol`` among the names of ``rows`` in lexical order, and how many: an
+    integer sort key (sorting on it and an integer is ~3x faster than on the strings)."""
+    names = rows["symbol"].unique().sort()
+    ranks = pl.int_range(names.len(), dtype=pl.Int64, eager=True)
+    return pl.col("symbol").replace_strict(names, ranks, return_dtype=pl.Int64), names.len()
+
+
+def rows_by_name(
+    history: pl.DataFrame, wanted: list[date], columns: Iterable[str], lookback: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of the sessions from ``lookback`` before the first of ``wanted`` (sorted) to the
+    last, ``columns`` only, with the session index ``s`` and the name's lexical rank ``_name``
+    (of ``_names``), grouped by name, ``s`` ascending -- the layout the window terms shift over;
+    and the sessions (``date``, ``s``). Raises for a day of ``wanted`` without rows and for
+    duplicate (date, symbol) rows."""
+    rows = _select(history, columns).filter(pl.col("date") <= wanted[-1])
+    sessions = rows["date"].unique().sort()
+    present = set(sessions.to_list())
+    absent = [day for day in wanted if day not in present]
+    if absent:
+        raise ValueError(f"lending history has no rows for {absent[0]}")
+    first = sessions.search_sorted(wanted[0])
+    sessions = sessions[max(0, first - lookback) :]
+    index = pl.DataFrame({"date": sessions, "s": pl.int_range(sessions.len(), dtype=pl.Int64, eager=True)})
+    rows = rows.join(index, on="date", how="inner")
+    rank, count = _name_rank(rows)
+    rows = rows.with_columns(_name=rank, _names=pl.lit(count, pl.Int64))
+    rows = rows.sort(pl.col("_name") * sessions.len() + pl.col("s"))
+    dup = rows.filter((pl.col("symbol") == pl.col("symbol").shift(1)) & (pl.col("s") == pl.col("s").shift(1)))
+    if dup.height:
+        raise ValueError(f"lending history has duplicate (date, symbol) rows, e.g. {dup.row(0)[:2]}")
+    return rows, index
+
+
 def _factors(history: pl.DataFrame, days: Iterable[date], factors: Sequence[str]) -> pl.DataFrame:
     """``factors`` for every day in ``days``: ``date``, ``symbol``, one column per factor; one row
     per symbol on each day, sorted by date and symbol. Reads only the sessions from the first
@@ -232,22 +267,7 @@ def _factors(history: pl.DataFrame, days: Iterable[date], factors: Sequence[str]
     if not wanted:
         schema = {"date": pl.Date, "symbol": pl.String, **dict.fromkeys(factors, pl.Float64)}
         return pl.DataFrame(schema=schema)
-    rows = rows.filter(pl.col("date") <= wanted[-1])
-    sessions = rows["date"].unique().sort()
-    present = set(sessions.to_list())
-    absent = [day for day in wanted if day not in present]
-    if absent:
-        raise ValueError(f"lending history has no rows for {absent[0]}")
-    first = sessions.search_sorted(wanted[0])
-    sessions = sessions[max(0, first - lookback_sessions(factors)) :]
-    index = pl.DataFrame({"date": sessions, "s": pl.int_range(sessions.len(), dtype=pl.Int64, eager=True)})
-    # Rows by name, sessions ascending. Any order of the names will do (no window crosses names,
-    # and the result is sorted by date and symbol), so sort on an integer key: 7x faster.
-    code = pl.col("symbol").cast(pl.Categorical).to_physical().cast(pl.Int64)
-    rows = rows.join(index, on="date", how="inner").sort(code * sessions.len() + pl.col("s"))
-    dup = rows.filter((pl.col("symbol") == pl.col("symbol").shift(1)) & (pl.col("s") == pl.col("s").shift(1)))
-    if dup.height:
-        raise ValueError(f"lending history has duplicate (date, symbol) rows, e.g. {dup.row(0)[:2]}")
+    rows, _ = rows_by_name(rows, wanted, rows.columns, lookback_sessions(factors))
     for factor in factors:
         rows = _PER_NAME[factor](rows)
     # Flagged sorted by date (the sort flags it; stated since it matters), ``over("date")`` reduces
