@@ -120,6 +120,8 @@ def test_the_three_exports_are_csv_beside_the_parquet(tmp_path, instance):
     lake = Lake(str(tmp_path / "lake"))
     factors = pl.read_csv(lake.read_bytes(f"lending_factors/date={LAST}.csv"))
     assert factors.columns == ["date", "symbol", "sim", "bcs", "upi", "ftz", "dtc_z", "lpf"]
+    more = pl.read_csv(lake.read_bytes(f"extended_lending_factors/date={LAST}.csv"))
+    assert "crowd_buzz" in more.columns and "null_reasons" in more.columns and more.height == factors.height
     top = pl.read_csv(lake.read_bytes(f"squeeze_scores/date={LAST}.csv"))
     stored = defs.load_asset_value("squeeze_scores", partition_key=LAST.isoformat(), instance=instance)
     assert top["symbol"].to_list() == stored["symbol"].head(10).to_list()

@@ -316,10 +316,12 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 mention_rows = sum(
                     f.height for f in map(mentions_by_day.get, buzz_days[day]) if not isinstance(f, str)
                 )
+                export = lake.lake.write_csv_beside(writer.path(key), frame)
                 writer.write(
                     key,
                     frame,
                     {
+                        "csv_export": dg.MetadataValue.path(lake.lake.uri(export)),
                         "inputs": dg.MetadataValue.md(
                             markdown_table(input_status(inputs, day, mention_rows))
                         ),
