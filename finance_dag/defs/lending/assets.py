@@ -367,6 +367,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     @dg.asset(
         deps=[lending_factors, extended_lending_factors, lending_prices],
         group_name=GROUP,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # lets a CLI range select the whole group
         kinds={"polars", "parquet", "matplotlib"},
         code_version=code_version("factor_ic_report", analytics, reports),
         metadata=table_metadata(IC_SCHEMA, IC_COLUMNS),
