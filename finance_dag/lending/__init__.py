@@ -1,7 +1,15 @@
-"""Securities-lending domain, pure logic (no Dagster): the feed (schema, readers, validation) in
-``feed`` and the core factors in ``factors``. Formulas and rules: docs/lending.md."""
+"""Securities-lending domain, pure logic (no Dagster): the feed and file drops (schemas,
+readers, validation) in ``feed``, the core factors in ``factors``, the extended factors in
+``extended``, SSR v4 in ``squeeze`` and the daily digest in ``digest``. Formulas and rules:
+docs/lending.md."""
 
-from finance_dag.lending.factors import FACTOR_COLUMNS, core_factors, lookback_sessions
+from finance_dag.lending.extended import (
+    ExtendedInputs,
+    ExtendedRangeInputs,
+    extended_factors,
+    extended_factors_range,
+)
+from finance_dag.lending.factors import FACTOR_COLUMNS, core_factors, core_factors_range, lookback_sessions
 from finance_dag.lending.feed import (
     FEED_SCHEMA,
     LendingFeedError,
@@ -10,15 +18,22 @@ from finance_dag.lending.feed import (
     read_feed_sql,
     validate_snapshot,
 )
+from finance_dag.lending.squeeze import squeeze_scores
 
 __all__ = [
     "FACTOR_COLUMNS",
     "FEED_SCHEMA",
+    "ExtendedInputs",
+    "ExtendedRangeInputs",
     "LendingFeedError",
     "LendingSourceError",
     "core_factors",
+    "core_factors_range",
+    "extended_factors",
+    "extended_factors_range",
     "lookback_sessions",
     "read_feed_file",
     "read_feed_sql",
+    "squeeze_scores",
     "validate_snapshot",
 ]
