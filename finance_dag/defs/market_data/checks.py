@@ -17,7 +17,8 @@ from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.bars import BAR_SCHEMA, validate_bars
 from finance_dag.market_data.consolidate import day_path, read_day_bars
-from finance_dag.platform.partitions import DomainPartitions, run_partition_keys
+from finance_dag.platform.checks import checked_keys, covered
+from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.storage import LakeResource, read_partitions
 
 MINUTE_BARS = dg.AssetKey("minute_bars")
@@ -47,26 +48,6 @@ BAR_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("no file",),
     ),
 }
-
-
-def checked_keys(
-    context: dg.AssetCheckExecutionContext, asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition
-) -> list[str]:
-    """The partitions a check covers: the run's, or the latest materialised session."""
-    keys = run_partition_keys(context.run, partitions_def)
-    if keys:
-        return keys
-    materialized = context.instance.get_materialized_partitions(asset)
-    return [max(materialized)] if materialized else []
-
-
-def covered(keys: list[str]) -> dict[str, object]:
-    ordered = sorted(keys)
-    return {
-        "partitions_checked": len(ordered),
-        "first_partition": ordered[0] if ordered else "",
-        "last_partition": ordered[-1] if ordered else "",
-    }
 
 
 def build_checks(settings: Settings, parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
