@@ -1,4 +1,5 @@
-"""Factor validation for notebooks: forward returns, information coefficient and its summary.
+"""Factor validation and performance for notebooks: forward returns, information coefficient and
+its summary, and ``performance_summary`` of a return series (empyrical's conventions).
 
 Plain polars in, polars out; no Dagster. The conventions follow alphalens so the numbers can be
 compared with it (see ``docs/analytics.md``)::
@@ -42,6 +43,7 @@ __all__ = [
     "forward_returns",
     "ic_summary",
     "information_coefficient",
+    "performance_summary",
     "quantile_returns",
     "rolling_ic",
 ]
@@ -341,3 +343,55 @@ def correlated_pairs(factors: pl.DataFrame, threshold: float = 0.7) -> tuple[pl.
         .sort(pl.col("r").abs(), descending=True)
     )
     return matrix, pairs
+
+
+# ---- performance ----------------------------------------------------------------------------
+PERFORMANCE_KEYS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "win_rate")
+
+
+def performance_summary(returns: object, periods_per_year: int = 252) -> dict[str, float]:
+    """Performance of a series of simple periodic returns, with empyrical's conventions.
+
+    ``returns``: a pandas or polars series (or any 1-d sequence) of simple returns, one per
+    period, no missing values (fill or drop them first: empyrical would silently treat a NaN as
+    a flat period in some metrics and skip it in others). Returns a dict:
+
+    - ``total_return``: ``prod(1 + r) - 1``;
+    - ``cagr``: ``prod(1 + r) ** (periods_per_year / n) - 1`` (geometric);
+    - ``volatility``: ``std(r, ddof=1) * sqrt(periods_per_year)``;
+    - ``sharpe``: ``mean(r) / std(r, ddof=1) * sqrt(periods_per_year)`` (risk-free rate 0);
+    - ``sortino``: ``mean(r) * periods_per_year / (sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year))``,
+      the downside deviation below 0 taken over *all* periods;
+    - ``max_drawdown``: the worst ``wealth / running peak - 1`` of the compounded curve starting at
+      1 before the first period (a first-period loss is a drawdown), a negative fraction or 0;
+    - ``win_rate``: the share of periods with ``r > 0``.
+
+    NaN where undefined: no periods; fewer than 2 for volatility and Sharpe; a zero std or zero
+    downside deviation for Sharpe and Sortino.
+    """
+    r = np.asarray(getattr(returns, "to_numpy", lambda: returns)(), dtype=float).ravel()
+    if np.isnan(r).any():
+        raise ValueError(
+            "performance_summary: returns contain missing values (NaN or null); fill or drop them first"
+        )
+    n = r.size
+    if n == 0:
+        return dict.fromkeys(PERFORMANCE_KEYS, float("nan"))
+    wealth = np.cumprod(1.0 + r)
+    total = float(wealth[-1] - 1.0)
+    # identical returns have no spread (np.std would return rounding noise, ~1e-19)
+    std = float("nan") if n < 2 else 0.0 if np.ptp(r) == 0 else float(np.std(r, ddof=1))
+    downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
+    peak = np.maximum.accumulate(np.concatenate(([1.0], wealth)))
+    annual = np.sqrt(periods_per_year)
+    return {
+        "total_return": total,
+        "cagr": float(wealth[-1] ** (periods_per_year / n) - 1.0),
+        "volatility": std * annual,
+        "sharpe": float(np.mean(r)) / std * annual if std > 0 else float("nan"),
+        "sortino": float(np.mean(r)) * periods_per_year / (downside * annual)
+        if downside > 0
+        else float("nan"),
+        "max_drawdown": float(np.min(np.concatenate(([1.0], wealth)) / peak - 1.0)),
+        "win_rate": float(np.mean(r > 0)),
+    }

@@ -328,3 +328,49 @@ def test_a_constant_side_gives_a_null_ic_that_the_summary_ignores():
     row = ic_summary(ic).row(0, named=True)
     assert row["n_dates"] == 2
     assert row["mean_ic"] == pytest.approx((-1.0 - 1 / np.sqrt(90)) / 2)
+
+
+# ---- performance_summary: empyrical's conventions, by hand ----------------------------------
+def test_performance_summary_by_hand():
+    import math
+
+    import pandas as pd
+
+    from finance_dag.analytics import performance_summary
+
+    r = [0.01, -0.02, 0.03, -0.01]
+    out = performance_summary(pd.Series(r))
+    # wealth 1.01, 0.9898, 1.019494, 1.00929906
+    assert out["total_return"] == pytest.approx(0.00929906, abs=1e-12)
+    assert out["cagr"] == pytest.approx(1.00929906 ** (252 / 4) - 1, rel=1e-12)
+    # mean 0.0025; sample std sqrt(((0.0075)^2 + (0.0225)^2 + (0.0275)^2 + (0.0125)^2) / 3) = 0.0221736
+    std = math.sqrt((0.0075**2 + 0.0225**2 + 0.0275**2 + 0.0125**2) / 3)
+    assert out["volatility"] == pytest.approx(std * math.sqrt(252), rel=1e-12)
+    assert out["sharpe"] == pytest.approx(0.0025 / std * math.sqrt(252), rel=1e-12)
+    # downside deviation over all 4 periods: sqrt((0.02^2 + 0.01^2) / 4) = 0.0111803
+    downside = math.sqrt((0.02**2 + 0.01**2) / 4)
+    assert out["sortino"] == pytest.approx(0.0025 * 252 / (downside * math.sqrt(252)), rel=1e-12)  # 3.5497
+    assert out["sortino"] == pytest.approx(3.5497, abs=1e-4)
+    # peak 1.01 then 0.9898: drawdown 0.9898 / 1.01 - 1 = -0.02
+    assert out["max_drawdown"] == pytest.approx(-0.02, abs=1e-12)
+    assert out["win_rate"] == 0.5
+
+
+def test_max_drawdown_counts_a_first_period_loss_and_polars_input_is_accepted():
+    from finance_dag.analytics import performance_summary
+
+    out = performance_summary(pl.Series([-0.1, 0.2, -0.05]))
+    # wealth 1 (start), 0.9, 1.08, 1.026: the worst is 0.9 / 1 - 1
+    assert out["max_drawdown"] == pytest.approx(-0.1, abs=1e-12)
+    assert performance_summary([0.1, -0.2, 0.05])["max_drawdown"] == pytest.approx(0.88 / 1.1 - 1, abs=1e-12)
+
+
+def test_performance_summary_edge_cases():
+    from finance_dag.analytics import performance_summary
+
+    flat = performance_summary([0.001] * 252)
+    assert flat["cagr"] == pytest.approx(1.001**252 - 1, rel=1e-12) and flat["max_drawdown"] == 0.0
+    assert np.isnan(flat["sharpe"]) and np.isnan(flat["sortino"])  # no variation, no downside
+    assert all(np.isnan(v) for v in performance_summary([]).values())
+    with pytest.raises(ValueError, match="missing values"):
+        performance_summary(pl.Series([0.01, None]))
