@@ -225,14 +225,12 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         )
         available = set(history["date"]) if history.height else set()
         days = [d for d in map(date.fromisoformat, keys) if d in available]
-        by_day = core_factors_range(history, days).partition_by("date", as_dict=True) if days else {}
+        by_day = by_session(core_factors_range(history, days))
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
-                frame = by_day.get((date.fromisoformat(key),))
+                frame = by_day.get(date.fromisoformat(key))
                 if frame is None:
-                    writer.fail(
-                        key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
-                    )
+                    writer.fail(key, not_in_lake(SNAPSHOTS, key))
                     continue
                 export = lake.lake.write_csv_beside(writer.path(key), frame)
                 writer.write(
@@ -289,11 +287,12 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         history = read_partitions(lake.lake, SNAPSHOTS, parts.trading_days, window)
         available = set(history["date"]) if history.height else set()
         market = market_inputs([date.fromisoformat(k) for k in window], macro_series, cboe_skew, settings)
-        mentions_by_day = {d: social_mentions.read(date.fromisoformat(d), parts.symbols) for d in window}
-        served = [f for f in mentions_by_day.values() if not isinstance(f, str)]
-        all_mentions = pl.concat(served) if served else pl.DataFrame(schema=extended.SOCIAL_MENTIONS.schema)
         days = [d for d in map(date.fromisoformat, keys) if d in available]
         buzz_days = {d: preceding(window, d.isoformat(), extended.BUZZ_SESSIONS) for d in days}
+        needed = sorted({session for sessions in buzz_days.values() for session in sessions})
+        mentions_by_day = {d: social_mentions.read(date.fromisoformat(d), parts.symbols) for d in needed}
+        served = [f for f in mentions_by_day.values() if not isinstance(f, str)]
+        all_mentions = pl.concat(served) if served else pl.DataFrame(schema=extended.SOCIAL_MENTIONS.schema)
         inputs = extended.ExtendedRangeInputs(
             history=history,
             market=market,
@@ -301,17 +300,13 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
             esg={d: esg_scores.read(d, parts.symbols, extended.ESG_MAX_AGE_DAYS) for d in days},
             mentions={d: mentions_input(buzz_days[d], mentions_by_day, all_mentions) for d in days},
         )
-        by_day = (
-            extended.extended_factors_range(inputs, days).partition_by("date", as_dict=True) if days else {}
-        )
+        by_day = by_session(extended.extended_factors_range(inputs, days)) if days else {}
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
                 day = date.fromisoformat(key)
-                frame = by_day.get((day,))
+                frame = by_day.get(day)
                 if frame is None:
-                    writer.fail(
-                        key, [f"no lending_snapshots partition {key} in the lake: materialize it first"]
-                    )
+                    writer.fail(key, not_in_lake(SNAPSHOTS, key))
                     continue
                 mention_rows = sum(
                     f.height for f in map(mentions_by_day.get, buzz_days[day]) if not isinstance(f, str)
@@ -354,10 +349,10 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     ) -> dg.MaterializeResult:
         keys = context.partition_keys
         closes = daily_prices.closes(parts.symbols, date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]))
-        by_day = closes.cast(PRICE_SCHEMA).partition_by("date", as_dict=True)
+        by_day = by_session(closes.cast(PRICE_SCHEMA))
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
-                frame = by_day.get((date.fromisoformat(key),))
+                frame = by_day.get(date.fromisoformat(key))
                 if frame is None:
                     writer.fail(key, [f"the daily price source returned no closes for {key}"])
                     continue
@@ -450,17 +445,15 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         window = sessions_back(keys[0], keys[-1], 1)
         returns = session_returns(read_partitions(lake.lake, PRICES, parts.trading_days, window), window)
         scores = squeeze.squeeze_scores(core, returns, more if more.height else None) if core.height else core
-        by_day = scores.partition_by("date", as_dict=True) if scores.height else {}
+        by_day = by_session(scores)
         with_returns = set(returns["date"])
         with_buzz = set(more["date"]) if more.height else set()
         with PartitionWriter(context, lake.lake) as writer:
             for key in keys:
                 day = date.fromisoformat(key)
-                day_scores = by_day.get((day,))
+                day_scores = by_day.get(day)
                 if day_scores is None:
-                    writer.fail(
-                        key, [f"no lending_factors partition {key} in the lake: materialize it first"]
-                    )
+                    writer.fail(key, not_in_lake(FACTORS, key))
                     continue
                 top = day_scores.head(TOP_CANDIDATES).select("symbol", "ssr_v4", "components", "reason")
                 export = lake.lake.write_csv_beside(writer.path(key), top)
@@ -560,6 +553,18 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         squeeze_scores,
         daily_digest,
     ]
+
+
+def by_session(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
+    """``frame``'s rows per ``date``: what a ranged asset writes partition by partition."""
+    if frame.is_empty():
+        return {}
+    return {day: part for (day,), part in frame.partition_by("date", as_dict=True).items()}
+
+
+def not_in_lake(upstream: dg.AssetKey, key: str) -> list[str]:
+    """Why partition ``key`` was not produced: ``upstream`` has no such partition in the lake."""
+    return [f"no {upstream.to_user_string()} partition {key} in the lake: materialize it first"]
 
 
 def market_inputs(
