@@ -47,8 +47,8 @@ import numpy as np
 import polars as pl
 
 from finance_dag.core.settings import LENDING_MACRO_SERIES
-from finance_dag.lending.factors import _back, _full_window, _total, rows_by_name, zscore
-from finance_dag.lending.feed import Delivery
+from finance_dag.lending.factors import _back, _full_window, _total, rows_by_name, sorted_by_date, zscore
+from finance_dag.lending.feed import Delivery, complete_file
 
 TS_SESSIONS = 20  # time-series z window of the basis and the skew divergence, sessions incl. t
 BUZZ_SESSIONS = 5  # earlier sessions the mention velocity compares today with
@@ -68,16 +68,10 @@ MARKET_COLUMNS = tuple(MARKET_SERIES)
 MARKET_SCHEMA = pl.Schema({"date": pl.Date, **dict.fromkeys(MARKET_COLUMNS, pl.Float64)})
 OBSERVATION_SCHEMA = pl.Schema({"date": pl.Date, "series_id": pl.String, "value": pl.Float64})  # FRED's shape
 
-ETF_SHARES = Delivery(
-    name="ETF shares outstanding",
-    prefix="etf_shares_",
-    columns={
-        "date": "date",
-        "symbol": "symbol",
-        "shares_outstanding": "shares_outstanding",
-        "shares_outstanding_change": "shares_outstanding_change",
-    },
-    schema=pl.Schema(
+ETF_SHARES = complete_file(
+    "ETF shares outstanding",
+    "etf_shares_",
+    pl.Schema(
         {
             "date": pl.Date,
             "symbol": pl.String,
@@ -85,32 +79,25 @@ ETF_SHARES = Delivery(
             "shares_outstanding_change": pl.Float64,
         }
     ),
-    not_null=("date", "symbol", "shares_outstanding", "shares_outstanding_change"),
     non_negative=("shares_outstanding",),
 )
-ESG_SCORES = Delivery(
-    name="ESG scores",
-    prefix="esg_scores_",
-    columns={"date": "date", "symbol": "symbol", "esg_score": "esg_score"},
-    schema=pl.Schema({"date": pl.Date, "symbol": pl.String, "esg_score": pl.Float64}),
-    not_null=("date", "symbol", "esg_score"),
+ESG_SCORES = complete_file(
+    "ESG scores",
+    "esg_scores_",
+    pl.Schema({"date": pl.Date, "symbol": pl.String, "esg_score": pl.Float64}),
     non_negative=("esg_score",),
     maxima={"esg_score": 10.0},
 )
-SOCIAL_MENTIONS = Delivery(
-    name="social mentions",
-    prefix="social_mentions_",
-    columns={"date": "date", "symbol": "symbol", "mentions": "mentions"},
-    schema=pl.Schema({"date": pl.Date, "symbol": pl.String, "mentions": pl.Int64}),
-    not_null=("date", "symbol", "mentions"),
+SOCIAL_MENTIONS = complete_file(
+    "social mentions",
+    "social_mentions_",
+    pl.Schema({"date": pl.Date, "symbol": pl.String, "mentions": pl.Int64}),
     non_negative=("mentions",),
 )
-SKEW_FILE = Delivery(
-    name="CBOE SKEW history",
-    prefix="cboe_skew",
-    columns={"date": "date", "skew": "skew"},
-    schema=pl.Schema({"date": pl.Date, "skew": pl.Float64}),
-    not_null=("date", "skew"),
+SKEW_FILE = complete_file(
+    "CBOE SKEW history",
+    "cboe_skew",
+    pl.Schema({"date": pl.Date, "skew": pl.Float64}),
     non_negative=("skew",),
     key="date",
     key_plural="dates",
@@ -255,12 +242,6 @@ def _day_value(values: Mapping[date, object], dtype: pl.DataType) -> pl.Expr:
     return pl.col("date").replace_strict(keys, pl.Series(list(values.values()), dtype=dtype), default=None)
 
 
-def _sorted_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` by date and symbol, flagged sorted by date: ``over("date")`` then reduces each
-    date's contiguous slice as ``zscore`` does a frame of that date alone (the same bits)."""
-    return rows.sort("date", "symbol").set_sorted("date")
-
-
 def _market_terms(
     market: Market, index: pl.DataFrame, wanted: list[date], roles: Iterable[str]
 ) -> pl.DataFrame:
@@ -331,7 +312,7 @@ def _time_series(
     rows = rows.with_columns(_full=full).filter(pl.col("date").is_in(wanted))
     terms = _market_terms(market, index, wanted, (_TS_FACTORS[name] for name in names))
     rows = rows.join(terms, on="date", how="left", maintain_order="left")
-    # by date and symbol (an integer key), flagged sorted by date: see ``_sorted_rows``
+    # by date and symbol (an integer key), flagged sorted by date: see ``factors.sorted_by_date``
     rows = rows.sort(pl.col("s") * pl.col("_names") + pl.col("_name")).set_sorted("date")
     fee_z = pl.col("_z_ln_fee")
     out = []
@@ -531,7 +512,7 @@ def _crowd_buzz(
 
 def _snapshot_rows(snapshot: pl.DataFrame, day: date, columns: Iterable[str]) -> pl.DataFrame:
     """A lone snapshot as the range's rows of one day."""
-    return _sorted_rows(snapshot.select("symbol", *columns).with_columns(date=pl.lit(day, pl.Date)))
+    return sorted_by_date(snapshot.select("symbol", *columns).with_columns(date=pl.lit(day, pl.Date)))
 
 
 def _one(frame: pl.DataFrame, name: str) -> pl.DataFrame:

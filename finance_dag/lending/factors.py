@@ -92,30 +92,6 @@ def _select(history: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     return history.select(needed)
 
 
-def rows_as_of(history: pl.DataFrame, day: date, columns: Iterable[str]) -> tuple[pl.DataFrame, pl.Series]:
-    """Rows dated <= ``day`` (needed columns only) and the sorted sessions up to ``day``."""
-    past = _select(history, columns).filter(pl.col("date") <= day)
-    sessions = past["date"].unique().sort()
-    if sessions.is_empty() or sessions[-1] != day:
-        raise ValueError(f"lending history has no rows for {day}")
-    return past, sessions
-
-
-def session_panel(past: pl.DataFrame, sessions: pl.Series, n: int, column: str) -> pl.DataFrame | None:
-    """``column`` for every name on the day over its last ``n`` sessions (``k`` = 0 oldest ..
-    n-1 = the day), null where a name has no row; None when the history is shorter than ``n``."""
-    if sessions.len() < n:
-        return None
-    window = pl.DataFrame({"date": sessions.tail(n), "k": pl.int_range(n, eager=True)})
-    rows = past.join(window, on="date", how="inner")
-    dup = rows.filter(pl.struct("date", "symbol").is_duplicated())
-    if dup.height:
-        raise ValueError(f"lending history has duplicate (date, symbol) rows, e.g. {dup.row(0)[:2]}")
-    today = rows.filter(pl.col("k") == n - 1).select("symbol")
-    panel = today.join(window, how="cross").join(rows.drop("k"), on=["date", "symbol"], how="left")
-    return panel.sort("symbol", "k")  # a fixed order: sums are bit-identical whatever the input order
-
-
 # ---- the range pass -------------------------------------------------------------------------
 # Columns each factor reads.
 _READS: dict[str, tuple[str, ...]] = {
@@ -258,6 +234,14 @@ def rows_by_name(
     return rows, index
 
 
+def sorted_by_date(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` by date and symbol, flagged sorted by date (the sort flags it; stated since it
+    matters): ``over("date")`` then reduces each date's contiguous slice as ``zscore`` does a
+    frame of that date alone, the same bits as elsewhere. Unflagged, it gathers by index and
+    sums in another order (last-bit differences)."""
+    return rows.sort("date", "symbol").set_sorted("date")
+
+
 def _factors(history: pl.DataFrame, days: Iterable[date], factors: Sequence[str]) -> pl.DataFrame:
     """``factors`` for every day in ``days``: ``date``, ``symbol``, one column per factor; one row
     per symbol on each day, sorted by date and symbol. Reads only the sessions from the first
@@ -270,10 +254,7 @@ def _factors(history: pl.DataFrame, days: Iterable[date], factors: Sequence[str]
     rows, _ = rows_by_name(rows, wanted, rows.columns, lookback_sessions(factors))
     for factor in factors:
         rows = _PER_NAME[factor](rows)
-    # Flagged sorted by date (the sort flags it; stated since it matters), ``over("date")`` reduces
-    # each date's contiguous slice as ``zscore`` does a frame of that date alone: the same bits as
-    # elsewhere. Unflagged, it gathers by index and sums in another order (last-bit differences).
-    out = rows.filter(pl.col("date").is_in(wanted)).sort("date", "symbol").set_sorted("date")
+    out = sorted_by_date(rows.filter(pl.col("date").is_in(wanted)))
     return out.select("date", "symbol", *(_CROSS[f].cast(pl.Float64).alias(f) for f in factors))
 
 

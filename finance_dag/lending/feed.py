@@ -126,6 +126,19 @@ class Delivery:
             return None
 
 
+def complete_file(name: str, prefix: str, schema: pl.Schema, **rules: object) -> Delivery:
+    """A delivery whose columns are named as they are stored and are all required (our own
+    documented file-drop schemas); ``rules``: the other ``Delivery`` fields."""
+    return Delivery(
+        name=name,
+        prefix=prefix,
+        columns={c: c for c in schema},
+        schema=schema,
+        not_null=tuple(schema),
+        **rules,
+    )
+
+
 LENDING_FEED = Delivery(
     name="lending feed",
     prefix="lending_",
