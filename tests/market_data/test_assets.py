@@ -1,5 +1,7 @@
 """The market-data assets end to end on the simulated market, in-process on a test instance."""
 
+import itertools
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
@@ -168,26 +170,32 @@ def test_a_session_no_vendor_serves_at_all_fails_only_that_session(lake_root, in
     assert instance.get_materialized_partitions(MINUTE_BARS) == {FIRST.isoformat()}
 
 
-def test_a_run_killed_mid_write_leaves_whole_files_and_the_next_fills_the_rest(
-    lake_root, instance, monkeypatch
-):
-    defs = make_defs(lake_root)
-    real_write = Lake.write_bytes
-    calls = {"n": 0}
-    kill_at = len(SYMBOLS) + 7  # the seventh file of the second session
+def nth_write(n: int, where: str = "") -> Callable[[str], bool]:
+    """True for the ``n``-th written path containing ``where``: where a kill strikes."""
+    seen = itertools.count(1)
+    return lambda rel: where in rel and next(seen) == n
 
-    def dies_midway(self, rel, data):
-        calls["n"] += 1
-        if calls["n"] == kill_at:
+
+def kill_mid_write(defs, instance, dies: Callable[[str], bool]) -> None:
+    """Run ``minute_bars_job`` over FIRST..LAST killed (KeyboardInterrupt) at the lake write
+    of the path ``dies`` picks; the lake writes normally again afterwards."""
+    real_write = Lake.write_bytes
+
+    def write(self, rel, data):
+        if dies(rel):
             raise KeyboardInterrupt("killed")
         real_write(self, rel, data)
 
-    monkeypatch.setattr(Lake, "write_bytes", dies_midway)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(Lake, "write_bytes", write)
         defs.resolve_job_def("minute_bars_job").execute_in_process(
             instance=instance, tags=session_range_tags(FIRST, LAST)
         )
-    monkeypatch.undo()
+
+
+def test_a_run_killed_mid_write_leaves_whole_files_and_the_next_fills_the_rest(lake_root, instance):
+    defs = make_defs(lake_root)
+    kill_mid_write(defs, instance, nth_write(len(SYMBOLS) + 7))  # the seventh file of the second session
     files = Lake(lake_root).list_files("minute_bars", suffix="")
     assert all(f.path.endswith(".parquet") for f in files)  # no temporary or partial file
     written = [f.path for f in files if f.path.startswith("minute_bars/")]
@@ -230,19 +238,5 @@ def test_a_chunk_is_recorded_before_the_next_starts_so_a_hard_kill_loses_one_chu
     monkeypatch.setattr(assets, "CHUNK_SESSIONS", 1)
     monkeypatch.setattr(PartitionWriter, "__exit__", lambda self, *exc: None)  # no cleanup on a kill
     defs = make_defs(lake_root)
-    real_write = Lake.write_bytes
-    seen = {"n": 0}
-
-    def killed_in_the_second_session(self, rel, data):
-        if f"date={LAST}" in rel:
-            seen["n"] += 1
-            if seen["n"] == 3:
-                raise KeyboardInterrupt("SIGKILL")
-        real_write(self, rel, data)
-
-    monkeypatch.setattr(Lake, "write_bytes", killed_in_the_second_session)
-    with pytest.raises(KeyboardInterrupt):
-        defs.resolve_job_def("minute_bars_job").execute_in_process(
-            instance=instance, tags=session_range_tags(FIRST, LAST)
-        )
+    kill_mid_write(defs, instance, nth_write(3, f"date={LAST}"))  # the third file of the second session
     assert instance.get_materialized_partitions(MINUTE_BARS) == {FIRST.isoformat()}
