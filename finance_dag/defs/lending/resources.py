@@ -65,13 +65,15 @@ class InboxResource(dg.ConfigurableResource):
                 present = [names[0]]
         return present[0] if present else None
 
+    def _raw(self, name: str) -> tuple[pl.DataFrame, str]:
+        """A delivered file's rows as delivered (vendor column names), and its URI."""
+        inbox = Lake(self.inbox)
+        return read_feed_file(inbox.read_bytes(name), name=inbox.uri(name)), inbox.uri(name)
+
     def delivered(self, day: date, symbols: tuple[str, ...]) -> tuple[pl.DataFrame, str] | None:
         """The raw file delivered for ``day`` and its URI, or None when nothing was delivered."""
         name = self.locate(day, symbols)
-        if name is None:
-            return None
-        inbox = Lake(self.inbox)
-        return read_feed_file(inbox.read_bytes(name), name=inbox.uri(name)), inbox.uri(name)
+        return None if name is None else self._raw(name)
 
     def read(self, day: date, symbols: tuple[str, ...], max_age_days: int = 0) -> pl.DataFrame | str:
         """The newest file delivered for a session from ``max_age_days`` before ``day`` to
@@ -87,8 +89,8 @@ class InboxResource(dg.ConfigurableResource):
             key = (name, inbox.modified(name))
             if key not in self._validated:
                 try:
-                    raw = read_feed_file(inbox.read_bytes(name), name=inbox.uri(name))
-                    self._validated[key] = validate(raw, self.delivery, session, inbox.uri(name))
+                    raw, uri = self._raw(name)
+                    self._validated[key] = validate(raw, self.delivery, session, uri)
                 except ValueError as error:
                     self._validated[key] = str(error)
             return self._validated[key]
