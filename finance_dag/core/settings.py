@@ -28,6 +28,9 @@ LENDING_SOURCES = ("sim", "inbox", "sql")
 DROP_SOURCES = ("sim", "inbox")
 MACRO_SOURCES = ("sim", "fred")
 SKEW_SOURCES = ("sim", "yahoo", "file")
+ETF_SOURCES = ("sim", "files")
+BROKERS = ("simulated", "alpaca", "ib")
+DEFAULT_ETF_START_DATE = "2019-11-01"
 # FRED series of the extended lending factors, by role; FINANCE_DAG_LENDING_MACRO_SERIES overrides.
 LENDING_MACRO_SERIES: dict[str, str] = {"hy_oas": "BAMLH0A0HYM2", "vix": "VIXCLS", "stress": "STLFSI4"}
 
@@ -63,6 +66,13 @@ class Settings:
     lending_macro_series: tuple[tuple[str, str], ...] = tuple(LENDING_MACRO_SERIES.items())
     lending_skew_source: str = "sim"  # "sim", "yahoo" (^SKEW) or "file"
     lending_skew_file: str = ""  # CSV or parquet with date, skew when lending_skew_source is "file"
+    # ETF domain (docs/etf.md): history window, where the directory and category files come
+    # from, the daily-price vendor chain and the broker.
+    etf: DomainSettings = DomainSettings((), date.fromisoformat(DEFAULT_ETF_START_DATE))
+    etf_source: str = "sim"  # "sim" (the simulated market drops the files) or "files"
+    etf_inbox: str = "./data/_inbox/etf"  # nasdaqlisted.txt, otherlisted.txt, etf_categories.csv
+    etf_price_vendors: tuple[str, ...] = ()  # primary first; empty: the registry's default chain
+    broker: str = "simulated"  # "simulated", "alpaca" or "ib"
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -87,11 +97,14 @@ def domain_settings(
     default_start: str,
     today: date,
 ) -> DomainSettings:
-    """``{prefix}UNIVERSE``, ``{prefix}START_DATE`` and ``{prefix}END_DATE`` of one domain."""
+    """``{prefix}UNIVERSE``, ``{prefix}START_DATE`` and ``{prefix}END_DATE`` of one domain
+    (``default_universe`` empty: the domain finds its universe elsewhere, e.g. ETF directories)."""
     from finance_dag.core.universe import resolve_universe
 
     universe_var = f"{prefix}UNIVERSE"
-    universe = resolve_universe(env.get(universe_var, default_universe), universe_var)
+    universe = (
+        resolve_universe(env.get(universe_var, default_universe), universe_var) if default_universe else ()
+    )
     start = _date(env, f"{prefix}START_DATE", default_start, today)
     end = _date(env, f"{prefix}END_DATE", None, today)
     assert start is not None
@@ -122,12 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
     environment = env.get("FINANCE_DAG_ENV", "sim")
     if environment not in ENVIRONMENTS:
         raise SettingError(f"FINANCE_DAG_ENV={environment!r} must be 'sim' or 'prod'")
-    raw_vendors = env.get("FINANCE_DAG_BAR_VENDORS", "").strip()
-    vendors = tuple(v.strip() for v in raw_vendors.split(",")) if raw_vendors else ()
-    if not all(vendors):
-        raise SettingError(
-            f"FINANCE_DAG_BAR_VENDORS={env['FINANCE_DAG_BAR_VENDORS']!r} has an empty vendor name"
-        )
+    vendors = _names(env, "FINANCE_DAG_BAR_VENDORS")
 
     def sim_or(production: str) -> str:
         return "sim" if environment == "sim" else production
@@ -157,6 +165,11 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         lending_macro_series=_macro_series(env.get("FINANCE_DAG_LENDING_MACRO_SERIES", "")),
         lending_skew_source=skew_source,
         lending_skew_file=skew_file,
+        etf=domain_settings(env, "FINANCE_DAG_ETF_", "", DEFAULT_ETF_START_DATE, today),
+        etf_source=_choice(env, "FINANCE_DAG_ETF_SOURCE", sim_or("files"), ETF_SOURCES),
+        etf_inbox=env.get("FINANCE_DAG_ETF_INBOX", "").strip() or f"{storage.rstrip('/')}/_inbox/etf",
+        etf_price_vendors=_names(env, "FINANCE_DAG_ETF_PRICE_VENDORS"),
+        broker=_choice(env, "FINANCE_DAG_BROKER", "simulated" if environment == "sim" else "ib", BROKERS),
     )
 
 
@@ -172,6 +185,15 @@ def _macro_series(raw: str) -> tuple[tuple[str, str], ...]:
             )
         series[role] = series_id
     return tuple(series.items())
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of vendor names (empty: the registry's default chain)."""
+    raw = env.get(name, "").strip()
+    names = tuple(v.strip() for v in raw.split(",")) if raw else ()
+    if not all(names):
+        raise SettingError(f"{name}={env[name]!r} has an empty vendor name")
+    return names
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

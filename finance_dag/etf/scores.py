@@ -36,6 +36,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from finance_dag.backtest.engine import Panel
+
 DEFAULT_WEIGHTS: dict[str, float] = {"momentum": 0.35, "quality": 0.30, "value": 0.15, "volatility": 0.20}
 MIN_HISTORY = 252
 MOMENTUM_SKIP = 21
@@ -81,22 +83,13 @@ SCORE_COLUMNS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class TotalReturns:
-    """A sessions × symbols total-return index (NaN where there is no row)."""
-
-    dates: np.ndarray  # datetime64[D], ascending
-    symbols: tuple[str, ...]
-    index: np.ndarray  # float64, len(dates) × len(symbols)
-
-
-@dataclass(frozen=True)
 class Scores:
     table: pl.DataFrame  # SCORE_SCHEMA, one row per symbol, best first then excluded
     weights: dict[str, float]  # the weights actually used (value dropped when skipped)
     note: str  # one line a person reads: active factors and weights, value skipped or not
 
 
-def total_return_panel(rows: pl.DataFrame, sessions: Sequence[date] | None = None) -> TotalReturns:
+def total_return_panel(rows: pl.DataFrame, sessions: Sequence[date] | None = None) -> Panel:
     """The total-return index of raw daily rows (see the module docstring) on ``sessions``
     (default: every date present)."""
     growth = (
@@ -113,7 +106,7 @@ def total_return_panel(rows: pl.DataFrame, sessions: Sequence[date] | None = Non
     row = np.searchsorted(days, indexed["date"].to_numpy().astype("datetime64[D]"))
     inside = (row < len(days)) & (days[np.minimum(row, len(days) - 1)] == indexed["date"].to_numpy())
     matrix[row[inside], indexed["column"].to_numpy()[inside]] = indexed["tr"].to_numpy()[inside]
-    return TotalReturns(days, symbols, matrix)
+    return Panel(days, symbols, matrix)
 
 
 def quality_filter(index: np.ndarray, dates: np.ndarray) -> list[str | None]:
@@ -163,7 +156,7 @@ def _returns(index: np.ndarray) -> np.ndarray:
 
 
 def score_etfs(
-    panel: TotalReturns,
+    panel: Panel,
     expense_ratios: Mapping[str, float | None],
     excluded: Mapping[str, str] | None = None,
     weights: Mapping[str, float] | None = None,
@@ -180,10 +173,10 @@ def score_etfs(
             f"factor weights {weights} must be non-negative, sum above 0 and use only {', '.join(DEFAULT_WEIGHTS)}"
         )
     excluded = excluded or {}
-    reasons = quality_filter(panel.index, panel.dates)
+    reasons = quality_filter(panel.prices, panel.dates)
     reasons = [excluded.get(s) or r for s, r in zip(panel.symbols, reasons, strict=True)]
     keep = np.array([r is None for r in reasons], dtype=bool)
-    window = panel.index[-MIN_HISTORY - 1 :, keep]
+    window = panel.prices[-MIN_HISTORY - 1 :, keep]
     returns = np.nan_to_num(_returns(window))
     filled = _forward_fill(window)
     momentum = filled[-1 - MOMENTUM_SKIP] / filled[0] - 1.0

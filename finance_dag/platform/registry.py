@@ -32,7 +32,7 @@ SIMULATED_POOL = "simulated_market"
 @dataclass(frozen=True)
 class Vendor:
     name: str
-    kind: str  # "bars" (minute bars), "macro" (macro series)
+    kind: str  # "bars" (minute bars), "daily" (daily prices), "macro" (macro series), "broker"
     environment: str  # "sim" or "prod": the environment whose default chain includes it
     pool: str
     credentials: tuple[str, ...] = ()
@@ -67,14 +67,16 @@ VENDORS: tuple[Vendor, ...] = (
         lambda: FredResource(api_key=dg.EnvVar("FRED_API_KEY")),
         "FRED macro series (fredapi)",
     ),
+    Vendor("sim_daily", "daily", "sim", SIMULATED_POOL, what="simulated ETF daily prices (no data for some ETFs)"),
+    Vendor("simulated", "broker", "sim", "simulated_broker", what="simulated broker, account kept in the lake"),
 )  # fmt: skip
-BY_NAME: dict[str, Vendor] = {v.name: v for v in VENDORS}
+BY_KIND: dict[tuple[str, str], Vendor] = {(v.kind, v.name): v for v in VENDORS}
 
 
 def vendor(name: str, kind: str, setting: str = "FINANCE_DAG_BAR_VENDORS") -> Vendor:
     """The registry entry ``name`` of ``kind``; an unknown name fails naming the setting."""
-    entry = BY_NAME.get(name)
-    if entry is None or entry.kind != kind:
+    entry = BY_KIND.get((kind, name))
+    if entry is None:
         known = ", ".join(v.name for v in VENDORS if v.kind == kind)
         raise SettingError(f"{setting} names unknown {kind} vendor {name!r}; known: {known}")
     return entry
@@ -88,6 +90,12 @@ def bar_chain(settings: Settings) -> tuple[Vendor, ...]:
     """The configured bar vendors (primary first), or the environment's default chain."""
     names = settings.bar_vendors or default_chain(settings.environment)
     return tuple(vendor(name, "bars") for name in names)
+
+
+def daily_chain(settings: Settings) -> tuple[Vendor, ...]:
+    """The configured daily-price vendors (primary first), or the environment's default chain."""
+    names = settings.etf_price_vendors or default_chain(settings.environment, "daily")
+    return tuple(vendor(name, "daily", "FINANCE_DAG_ETF_PRICE_VENDORS") for name in names)
 
 
 def pools() -> list[str]:

@@ -12,8 +12,10 @@ from functools import lru_cache
 import polars as pl
 
 from finance_dag.market_data.bars import FetchResult, ny_date
+from finance_dag.market_data.daily import DailyFetch
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
 from finance_dag.sim.alt_data import SimulatedAltData
+from finance_dag.sim.etf import SimulatedEtfMarket
 from finance_dag.sim.macro import SimulatedMacro
 
 
@@ -83,3 +85,28 @@ def parse_failures(specs: Sequence[str]) -> dict[str, frozenset[tuple[str, date]
         except ValueError:
             raise ValueError(f"fail_symbol_days entry {spec!r} is not 'vendor:SYMBOL:YYYY-MM-DD'") from None
     return {k: frozenset(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=4)
+def shared_etf_market(seed: int) -> SimulatedEtfMarket:
+    """One simulated ETF market per seed and process."""
+    return SimulatedEtfMarket(seed)
+
+
+class SimulatedDaily:
+    """A ``DailyPriceSource`` backed by the simulated ETF market; ``failing`` symbols answer
+    with a vendor error, and ETFs without simulated data are reported as unserved."""
+
+    name = "sim_daily"
+
+    def __init__(self, market: SimulatedEtfMarket, failing: frozenset[str] = frozenset()) -> None:
+        self.market = market
+        self.failing = failing
+
+    def fetch_daily(self, symbols: Sequence[str], start: date, end: date) -> DailyFetch:
+        asked = [s for s in symbols if s not in self.failing]
+        prices = self.market.daily_prices(asked, start, end)
+        served = set(prices["symbol"].unique())
+        failures = {s: "sim_daily: HTTP 503 (injected failure)" for s in symbols if s in self.failing}
+        failures |= {s: f"sim_daily: no data for {s} from {start} to {end}" for s in asked if s not in served}
+        return DailyFetch(prices, failures)

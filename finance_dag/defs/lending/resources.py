@@ -30,7 +30,7 @@ from finance_dag.lending.feed import (
     sql_source_name,
     validate,
 )
-from finance_dag.platform.registry import BY_NAME
+from finance_dag.platform.registry import vendor
 from finance_dag.platform.vendors import FredResource, YahooResource
 
 FILE_FORMATS = ("csv", "parquet")
@@ -221,7 +221,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "cboe_skew": SkewResource(
             source=skew,
             file=settings.lending_skew_file,
-            yahoo=BY_NAME["yahoo"].build() if skew == "yahoo" else None,
+            yahoo=vendor("yahoo", "bars").build() if skew == "yahoo" else None,
         ),
         "daily_prices": DailyPricesResource(source=settings.environment),
     }

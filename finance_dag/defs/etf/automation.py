@@ -1,0 +1,38 @@
+"""The ETF jobs and the daily schedules; ``execute_trades`` is never scheduled."""
+
+import dagster as dg
+
+from finance_dag.platform.schedules import session_schedule
+
+GROUP = "etf"
+JOB = "etf_job"
+PLAN_JOB = "trade_plan_job"
+SCHEDULE = "0 19 * * 1-5"  # 19:00 New York on weekdays: the day's closes are in
+PLAN_SCHEDULE = "30 19 * * 1-5"  # after the pipeline
+
+
+def build_jobs() -> list:
+    return [
+        dg.define_asset_job(
+            JOB,
+            selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("trade_plan"),
+            description=(
+                "The ETF pipeline for a range of sessions in one run: universe, prices, research layout, "
+                "scores, target portfolio, walk-forward backtest."
+            ),
+        ),
+        dg.define_asset_job(
+            PLAN_JOB,
+            selection=dg.AssetSelection.assets("trade_plan"),
+            description="The session's trade plan against the broker's account (read-only): one session per run.",
+        ),
+    ]
+
+
+def build_schedule() -> dg.ScheduleDefinition:
+    return session_schedule(
+        "etf_daily",
+        JOB,
+        SCHEDULE,
+        "Every session at 19:00 New York: the day's ETF pipeline up to the trade plan.",
+    )
