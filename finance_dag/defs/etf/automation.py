@@ -29,10 +29,15 @@ def build_jobs() -> list:
     ]
 
 
-def build_schedule() -> dg.ScheduleDefinition:
-    return session_schedule(
-        "etf_daily",
-        JOB,
-        SCHEDULE,
-        "Every session at 19:00 New York: the day's ETF pipeline up to the trade plan.",
-    )
+def build_schedules() -> list[dg.ScheduleDefinition]:
+    return [
+        session_schedule(
+            "etf_daily", JOB, SCHEDULE, "Every session at 19:00 New York: the day's ETF pipeline."
+        ),
+        session_schedule(
+            "trade_plan_daily",
+            PLAN_JOB,
+            PLAN_SCHEDULE,
+            "Every session at 19:30 New York: the plan against the account.",
+        ),
+    ]
