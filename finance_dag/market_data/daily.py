@@ -60,3 +60,56 @@ class DailyPriceSource(Protocol):
     def fetch_daily(self, symbols: Sequence[str], start: date, end: date) -> DailyFetch:
         """Rows for every symbol and session in [start, end] in ``DAILY_PRICE_SCHEMA``."""
         ...
+
+
+# Boundary rules for vendor rows: (what is wrong, a true-when-broken expression on one row).
+_PRICES = ("open", "high", "low", "close")
+_DAILY_RULES: tuple[tuple[str, pl.Expr], ...] = (
+    (
+        "price not a positive number",
+        pl.any_horizontal(
+            *(pl.col(c).is_null() | ~pl.col(c).is_finite() | (pl.col(c) <= 0) for c in _PRICES)
+        ),
+    ),
+    ("high below low", pl.col("high") < pl.col("low")),
+    ("volume missing or negative", pl.col("volume").is_null() | (pl.col("volume") < 0)),
+    ("split_ratio not a positive number", ~pl.col("split_ratio").is_finite() | (pl.col("split_ratio") <= 0)),
+    ("dividend negative or not a number", ~pl.col("dividend").is_finite() | (pl.col("dividend") < 0)),
+    ("date repeated", pl.struct("symbol", "date").is_duplicated()),
+)
+
+
+def conform_daily(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, dict[str, str]]:
+    """A vendor's daily rows in ``DAILY_PRICE_SCHEMA`` and the symbols refused at the boundary.
+
+    ``frame`` holds ``date``, ``symbol``, ``open``, ``high``, ``low``, ``close``, ``volume`` and,
+    when the vendor reports them, ``split_ratio`` and ``dividend`` (missing or null: no event,
+    1.0 and 0.0); ``source`` names the vendor. A symbol with any row breaking a rule (a price
+    that is not a positive number, high below low, a missing or negative volume, a split ratio
+    that is not positive, a negative dividend, a date given twice) is dropped whole and named
+    in the failures: ``{symbol: "<source>: <symbol> failed validation: <rule> on <dates>; ..."}``.
+    Keeping part of a symbol whose vendor answer is wrong would store a history nobody checked.
+    Shared by every daily adapter so a rule is stated once; the rows come back sorted by
+    symbol and date.
+    """
+    if not frame.width:  # no rows and no columns: a vendor that answered nothing
+        return pl.DataFrame(schema=DAILY_PRICE_SCHEMA), {}
+    events = {"split_ratio": 1.0, "dividend": 0.0}
+    frame = frame.with_columns(
+        pl.col(name).fill_null(default) if name in frame.columns else pl.lit(default).alias(name)
+        for name, default in events.items()
+    ).with_columns(source=pl.lit(source))
+    frame = frame.select(DAILY_PRICE_SCHEMA.names()).cast(DAILY_PRICE_SCHEMA).sort("symbol", "date")
+    broken = frame.select(
+        "symbol", "date", *(expr.fill_null(False).alias(rule) for rule, expr in _DAILY_RULES)
+    )
+    failures: dict[str, str] = {}
+    for (symbol,), rows in broken.group_by("symbol", maintain_order=True):
+        problems = [
+            f"{rule} on {', '.join(str(d) for d in rows.filter(rule)['date'].unique(maintain_order=True))}"
+            for rule, _ in _DAILY_RULES
+            if rows[rule].any()
+        ]
+        if problems:
+            failures[symbol] = f"{source}: {symbol} failed validation: {'; '.join(problems)}"
+    return frame.filter(~pl.col("symbol").is_in(list(failures))), failures

@@ -16,6 +16,14 @@ dated 09:30 New York of its ex-date. The market's true bars are the raw ones.
 A daily request over a range (``period1``/``period2``) gets daily regular-session bars and the
 events; one by ``range`` (yfinance's timezone probe) gets the metadata and no bars.
 
+``daily`` (optional) is a daily truth, ``(symbols, first, last) -> DataFrame`` in
+``DAILY_PRICE_SCHEMA`` (raw prices, ``split_ratio`` and ``dividend`` on their ex-dates): when
+given, a symbol's daily bars are its rows, adjusted like Yahoo's for every split known by
+``now`` (prices and dividends divided by the ratios of the later splits, volume multiplied),
+with ``events.splits`` from its split ratios and ``events.dividends`` (``amount``, split-adjusted
+too) from its dividends, both stamped 09:30 New York of the ex-date. A symbol it has no rows for
+answers 404 like an unknown Yahoo symbol. ``splits`` then plays no part in daily answers.
+
 ``indices`` maps an index symbol (``"^SKEW"``) to its daily closes (``date``, ``close``): its
 daily requests get those closes as bars (open = high = low = close, volume 0, like Yahoo's index
 rows) with ``instrumentType`` INDEX, no split events. Like Yahoo, an index symbol (``^``) that is
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 from urllib.parse import unquote
 
 import numpy as np
@@ -33,6 +42,7 @@ import polars as pl
 
 from finance_dag.core import calendar
 from finance_dag.sim import SimulatedMarket
+from finance_dag.testing.alpaca import DailyTruth
 from finance_dag.testing.server import FakeServer, Reply, Request
 
 CRUMB = "fakeCrumb123"
@@ -48,24 +58,27 @@ class FakeYahoo(FakeServer):
         now: datetime,
         splits: dict[str, list[Split]] | None = None,
         indices: dict[str, pl.DataFrame] | None = None,
+        daily: DailyTruth | None = None,
     ):
         super().__init__()
         self.market = market
         self.now = now
         self.splits = splits or {}
         self.indices = indices or {}
+        self.daily = daily
 
-    def adjustment(self, symbol: str, day: date) -> float:
-        """What Yahoo divides ``day``'s prices by: the ratios of known splits after that day."""
+    def adjustment(self, splits: list[Split], day: date) -> float:
+        """What Yahoo divides ``day``'s prices by: the ratios of the known ``splits`` after that day."""
         factor = 1.0
-        for ex_date, numerator, denominator in self.splits.get(symbol, []):
+        for ex_date, numerator, denominator in splits:
             if day < ex_date and _split_moment(ex_date) <= self.now:
                 factor *= numerator / denominator
         return factor
 
-    def split_events(self, symbol: str, start: datetime, end: datetime) -> dict:
+    def split_events(self, splits: list[Split], start: datetime, end: datetime) -> dict:
+        """The chart's ``events`` entry for the known ``splits`` in [start, end)."""
         events = {}
-        for ex_date, numerator, denominator in self.splits.get(symbol, []):
+        for ex_date, numerator, denominator in splits:
             moment = _split_moment(ex_date)
             if start <= moment < end and moment <= self.now:
                 stamp = int(moment.timestamp())
@@ -124,7 +137,7 @@ class FakeYahoo(FakeServer):
         for day in _sessions_between(start, end):
             truth = self.market.true_minute_bars(symbol, day)
             keep = (truth["ts"] >= lo) & (truth["ts"] < hi) & (truth["regular"] | prepost)
-            factor = self.adjustment(symbol, day)
+            factor = self.adjustment(self.splits.get(symbol, []), day)
             cols["ts"] += (truth["ts"][keep].astype("datetime64[s]").astype(np.int64)).tolist()
             for name in ("open", "high", "low", "close"):
                 cols[name] += (truth[name][keep] / factor).tolist()
@@ -132,16 +145,20 @@ class FakeYahoo(FakeServer):
         quote = {k: cols[k] for k in ("open", "high", "low", "close", "volume")}
         result = {**meta, "timestamp": cols["ts"], "indicators": {"quote": [quote]}}
         if "splits" in q.get("events", ""):
-            result["events"] = self.split_events(symbol, start, end)
+            result["events"] = self.split_events(self.splits.get(symbol, []), start, end)
         return _json({"chart": {"result": [result], "error": None}})
 
     def _daily(self, symbol: str, q: dict[str, str], meta: dict) -> Reply:
-        """Daily regular-session bars (split-adjusted like Yahoo's), stamped 09:30 New York."""
+        """Daily regular-session bars (split-adjusted like Yahoo's), stamped 09:30 New York: the
+        daily truth's when given, else built from the market's minute bars."""
         start = datetime.fromtimestamp(int(q["period1"]), UTC)
         end = datetime.fromtimestamp(int(q["period2"]), UTC)
         if symbol in self.indices:
             return self._index_daily(symbol, start, end, meta)
+        if self.daily is not None:
+            return self._truth_daily(symbol, start, end, q, meta)
         cols: dict[str, list] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
+        splits = self.splits.get(symbol, [])
         for day in _sessions_between(start, end):
             moment = _split_moment(day)
             if not start <= moment < end or moment > self.now:
@@ -150,19 +167,49 @@ class FakeYahoo(FakeServer):
             regular = truth["regular"]
             if not regular.any():
                 continue
-            factor = self.adjustment(symbol, day)
+            factor = self.adjustment(splits, day)
             cols["ts"].append(int(moment.timestamp()))
             cols["open"].append(float(truth["open"][regular][0]) / factor)
             cols["high"].append(float(truth["high"][regular].max()) / factor)
             cols["low"].append(float(truth["low"][regular].min()) / factor)
             cols["close"].append(float(truth["close"][regular][-1]) / factor)
             cols["volume"].append(round(int(truth["volume"][regular].sum()) * factor))
-        quote = {k: cols[k] for k in ("open", "high", "low", "close", "volume")}
-        indicators = {"quote": [quote], "adjclose": [{"adjclose": list(cols["close"])}]}
-        result = {**meta, "timestamp": cols["ts"], "indicators": indicators}
-        if "splits" in q.get("events", ""):
-            result["events"] = self.split_events(symbol, start, end)
-        return _json({"chart": {"result": [result], "error": None}})
+        events = self.split_events(splits, start, end) if "splits" in q.get("events", "") else None
+        return _daily_chart(meta, cols, events)
+
+    def _truth_daily(
+        self, symbol: str, start: datetime, end: datetime, q: dict[str, str], meta: dict
+    ) -> Reply:
+        """The daily truth's rows in [start, end) as Yahoo serves them: prices, volumes and dividends
+        adjusted for every split up to ``now`` (also those after ``end``), events listed."""
+        ny = calendar.NEW_YORK
+        truth = self.daily([symbol], start.astimezone(ny).date(), self.now.astimezone(ny).date())
+        if truth.is_empty():
+            return Reply(404, _chart_error("Not Found", "No data found, symbol may be delisted"))
+        splits: list[Split] = []
+        for day, ratio in (
+            truth.filter(pl.col("split_ratio") != 1.0).select("date", "split_ratio").iter_rows()
+        ):
+            fraction = Fraction(ratio).limit_denominator(1000)
+            splits.append((day, fraction.numerator, fraction.denominator))
+        cols: dict[str, list] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
+        dividends = {}
+        for row in truth.iter_rows(named=True):
+            moment = _split_moment(row["date"])
+            if not start <= moment < end or moment > self.now:
+                continue
+            factor, stamp = self.adjustment(splits, row["date"]), int(moment.timestamp())
+            cols["ts"].append(stamp)
+            for name in ("open", "high", "low", "close"):
+                cols[name].append(row[name] / factor)
+            cols["volume"].append(round(row["volume"] * factor))
+            if row["dividend"]:
+                dividends[str(stamp)] = {"amount": row["dividend"] / factor, "date": stamp}
+        asked = q.get("events", "")
+        events = self.split_events(splits, start, end) if "splits" in asked else {}
+        if "div" in asked and dividends:
+            events["dividends"] = dividends
+        return _daily_chart(meta, cols, events if asked else None)
 
     def _index_daily(self, symbol: str, start: datetime, end: datetime, meta: dict) -> Reply:
         """The index's closes stamped 09:30 New York in [start, end) and not after ``now``."""
@@ -177,6 +224,16 @@ class FakeYahoo(FakeServer):
         return _json(
             {"chart": {"result": [{**meta, "timestamp": stamps, "indicators": indicators}], "error": None}}
         )
+
+
+def _daily_chart(meta: dict, cols: dict[str, list], events: dict | None) -> Reply:
+    """A daily chart answer: ``cols`` (``ts`` and the quote), ``adjclose`` = close, ``events`` if asked."""
+    quote = {k: cols[k] for k in ("open", "high", "low", "close", "volume")}
+    indicators = {"quote": [quote], "adjclose": [{"adjclose": list(cols["close"])}]}
+    result = {**meta, "timestamp": cols["ts"], "indicators": indicators}
+    if events is not None:
+        result["events"] = events
+    return _json({"chart": {"result": [result], "error": None}})
 
 
 def _meta(symbol: str, interval: str, instrument: str) -> dict:

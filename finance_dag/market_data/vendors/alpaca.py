@@ -1,4 +1,4 @@
-"""Alpaca minute bars through alpaca-py's ``StockHistoricalDataClient``.
+"""Alpaca minute and daily bars through alpaca-py's ``StockHistoricalDataClient``.
 
 One backfill is one request sequence: a multi-symbol ``GET /v2/stocks/bars`` over the whole
 date range (04:00 New York of the first session to the end of the last session's post-market),
@@ -18,13 +18,22 @@ with an explicit schema, never by inference (which would truncate the page's lat
 Alpaca orders a multi-symbol answer by symbol, then time. When a page fails for good, the
 symbol-days from the last bar received onwards are reported as failures (with their partial
 bars dropped) and everything before stays served.
+
+Daily prices (``fetch_daily``) are the same multi-symbol request with ``timeframe=1Day``, raw;
+a daily bar is stamped 00:00 New York of its session, so its session is the New York date of
+its timestamp. The splits and cash dividends beside each row come from Alpaca's corporate
+actions (``GET /v1/corporate-actions``, the API behind alpaca-py's ``CorporateActionsClient``),
+asked once for all symbols through the same client, pages and retries: the actions are
+Alpaca's own records of the events, where deriving them from split- and dividend-adjusted bars
+would cost two more bar sequences and recover ratios only to rounding. Rows go through
+``conform_daily``, the validation every daily vendor shares.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -32,11 +41,12 @@ from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest
+from alpaca.data.requests import CorporateActionsRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
 from finance_dag.core import calendar
 from finance_dag.core.http import (
+    PermanentError,
     RateLimiter,
     RequestFailed,
     RetryPolicy,
@@ -48,7 +58,8 @@ from finance_dag.core.http import (
     shared_limiter,
     status_error,
 )
-from finance_dag.market_data.bars import FetchResult, SymbolDay
+from finance_dag.market_data.bars import FetchResult, SymbolDay, VendorError
+from finance_dag.market_data.daily import DAILY_PRICE_SCHEMA, DailyFetch, conform_daily
 from finance_dag.market_data.vendors.common import fetch_result, ny_date, symbol_days
 
 NAME = "alpaca"
@@ -60,6 +71,14 @@ _COLUMNS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": 
 # Wire types of a bar: never inferred (whole-number prices arrive as JSON integers).
 _WIRE_SCHEMA = pl.Schema({"t": pl.String, "o": pl.Float64, "h": pl.Float64, "l": pl.Float64,
                           "c": pl.Float64, "v": pl.Int64, "vw": pl.Float64, "n": pl.Int64})  # fmt: skip
+# Corporate actions recorded beside daily bars: request type -> key of its list in the answer.
+_ACTION_TYPES = {"forward_split": "forward_splits", "reverse_split": "reverse_splits",
+                 "cash_dividend": "cash_dividends"}  # fmt: skip
+_EVENT_SCHEMA = pl.Schema(
+    {"symbol": pl.String, "date": pl.Date, "split_ratio": pl.Float64, "dividend": pl.Float64}
+)
+ACTIONS_PAGE_LIMIT = 1_000  # Alpaca's maximum corporate actions per page
+DIVIDEND_PROCESS_LAG = timedelta(days=90)  # ex-date to payable (process) date, at most
 
 
 class AlpacaBars:
@@ -108,45 +127,180 @@ class AlpacaBars:
             feed=self.feed,
             sort=Sort.ASC,
         )
-        params = request.to_request_fields()
         described = describe_request(ordered, days[0], days[-1])
-        pages: list[pl.DataFrame] = []
-        failures: dict[SymbolDay, str] = {}
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            what = f"GET /v2/stocks/bars for {described} (feed {self.feed.value}, page {len(pages) + 1})"
-            query = {**params, "page_token": token} if token else params
-            try:
-                body = self.http.call(what, lambda q=query: self._page(q))
-            except RequestFailed as error:
-                failures = failures_for(_unserved(ordered, days, pages), error)
-                break
-            pages.append(_frame(body["bars"] or {}))
-            token = body.get("next_page_token")
-            if not token:
-                break
-            if token in seen:  # a vendor bug; following it would loop forever
-                error = f"{NAME}: {what} returned an already-used next_page_token (HTTP 200)"
-                failures = failures_for(_unserved(ordered, days, pages), error)
-                break
-            seen.add(token)
+        bodies, error = self._pages(
+            "/stocks/bars", request.to_request_fields(), "bars", described, f"feed {self.feed.value}"
+        )
+        pages = [_frame(body["bars"] or {}) for body in bodies]
+        failures = failures_for(_unserved(ordered, days, pages), error) if error else {}
         return fetch_result(pages, self.source, ordered, days, failures)
 
-    def _page(self, query: dict[str, Any]) -> dict[str, Any]:
+    def fetch_daily(self, symbols: Sequence[str], start: date, end: date) -> DailyFetch:
+        """``DailyPriceSource`` for Alpaca: raw daily bars of every session in [start, end] with the
+        splits and cash dividends going ex that session; one corporate-actions request sequence,
+        then one multi-symbol bars request sequence.
+
+        A symbol fails, naming why, when the corporate actions cannot be read (its rows could not
+        record their events), when the bars sequence breaks off before its last bar, when
+        Alpaca has no bar for it, when an event's ex-date has no bar, or when ``conform_daily``
+        refuses its rows.
+        """
+        days = calendar.sessions(start, end)
+        ordered = sorted(set(symbols))
+        if not days or not ordered:
+            return DailyFetch(pl.DataFrame(schema=DAILY_PRICE_SCHEMA))
+        described = describe_request(ordered, days[0], days[-1])
+        events, error = self._corporate_actions(ordered, days[0], days[-1], described)
+        if error:
+            reason = f"{error}; without the split and dividend events the daily rows cannot record them"
+            return DailyFetch(pl.DataFrame(schema=DAILY_PRICE_SCHEMA), dict.fromkeys(ordered, reason))
+        midnight = datetime.combine(days[0], datetime.min.time(), calendar.NEW_YORK)  # a daily bar's stamp
+        request = StockBarsRequest(
+            symbol_or_symbols=ordered,
+            timeframe=TimeFrame.Day,
+            start=midnight,
+            end=calendar.extended_window(days[-1])[1],
+            limit=self.page_limit,
+            adjustment=Adjustment.RAW,
+            feed=self.feed,
+            sort=Sort.ASC,
+        )
+        bodies, error = self._pages(
+            "/stocks/bars", request.to_request_fields(), "bars", described, f"daily, feed {self.feed.value}"
+        )
+        pages = [page for page in (_frame(body["bars"] or {}) for body in bodies) if page.height]
+        bars = (
+            pl.concat(pages)
+            .select(pl.exclude("ts"), date=ny_date())
+            .filter(pl.col("date").is_between(start, end))
+            if pages
+            else pl.DataFrame(schema=DAILY_PRICE_SCHEMA).drop("split_ratio", "dividend", "source")
+        )
+        failures: dict[str, str] = {}
+        if error:  # Alpaca answers symbol by symbol: the last one received may be cut short
+            cut = bars["symbol"].max() if bars.height else ordered[0]
+            failures |= {s: f"{error} [no daily bars for {s}]" for s in ordered if s >= cut}
+        served = set(bars["symbol"])
+        failures |= {
+            s: f"{NAME}: GET /v2/stocks/bars for {described} (daily, feed {self.feed.value}) answered no bars for {s}"
+            for s in ordered
+            if s not in served and s not in failures
+        }
+        orphans = events.join(bars, on=["symbol", "date"], how="anti")
+        for symbol, day in orphans.select("symbol", "date").iter_rows():
+            failures.setdefault(
+                symbol,
+                f"{NAME}: {symbol} has a split or dividend going ex on {day} but no daily bar that day",
+            )
+        bars = bars.filter(~pl.col("symbol").is_in(list(failures))).join(
+            events, on=["symbol", "date"], how="left"
+        )
+        prices, refused = conform_daily(bars, self.source)
+        return DailyFetch(prices, failures | refused)
+
+    def _corporate_actions(
+        self, symbols: list[str], start: date, end: date, described: str
+    ) -> tuple[pl.DataFrame, VendorError | str | None]:
+        """``symbol``, ``date`` (ex-date in [start, end]), ``split_ratio``, ``dividend`` of the
+        splits and cash dividends of ``symbols``, and the error that broke the sequence, if any.
+
+        Alpaca filters corporate actions by process date, which for a cash dividend is its
+        payable date, weeks after the ex-date; the window reaches ``DIVIDEND_PROCESS_LAG`` past
+        ``end`` (not beyond today) and the ex-dates are filtered here. A dividend going ex in the
+        last days before today that Alpaca has not processed yet is not listed: a limit of the
+        API that a later refetch of those sessions corrects.
+        """
+        today = datetime.fromtimestamp(self.wall_clock(), calendar.NEW_YORK).date()
+        request = CorporateActionsRequest(
+            symbols=symbols,
+            types=list(_ACTION_TYPES),
+            start=start,
+            end=max(end, min(end + DIVIDEND_PROCESS_LAG, today)),
+            limit=ACTIONS_PAGE_LIMIT,
+        )
+        params = {
+            **request.to_request_fields(),
+            "symbols": ",".join(symbols),
+            "types": ",".join(_ACTION_TYPES),
+        }
+        detail = "splits, cash dividends"
+        bodies, error = self._pages(
+            "/corporate-actions", params, "corporate_actions", described, detail, "v1"
+        )
         try:
-            body = self.client.get("/stocks/bars", dict(query))
+            rows = [
+                (action["symbol"], date.fromisoformat(action["ex_date"]), *_event(kind, action))
+                for body in bodies
+                for kind in _ACTION_TYPES.values()
+                for action in (body["corporate_actions"] or {}).get(kind) or []
+            ]
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            what = f"GET /v1/corporate-actions for {described} ({detail})"
+            rows, error = [], f"{NAME}: {what} answered a malformed action ({type(exc).__name__}: {exc})"
+        events = (
+            pl.DataFrame(rows, schema=_EVENT_SCHEMA, orient="row")
+            .filter(pl.col("date").is_between(start, end))
+            .group_by("symbol", "date")
+            .agg(pl.col("split_ratio").product(), pl.col("dividend").sum())
+        )
+        return events, error
+
+    def _pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        key: str,
+        described: str,
+        detail: str,
+        version: str = "v2",
+    ) -> tuple[list[dict[str, Any]], VendorError | str | None]:
+        """The bodies of a paged ``GET /{version}{path}`` following ``next_page_token``, each page
+        retried on its own, and the error of the page that failed for good (``None``: all came).
+
+        Errors name the request: ``GET /v2/stocks/bars for <symbols> <dates> (<detail>, page n)``.
+        """
+        bodies: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            what = f"GET /{version}{path} for {described} ({detail}, page {len(bodies) + 1})"
+            query = {**params, "page_token": token} if token else params
+            try:
+                body = self.http.call(what, lambda q=query: self._page(path, q, key, version))
+            except RequestFailed as error:
+                return bodies, error
+            bodies.append(body)
+            token = body.get("next_page_token")
+            if not token:
+                return bodies, None
+            if token in seen:  # a vendor bug; following it would loop forever
+                return bodies, f"{NAME}: {what} returned an already-used next_page_token (HTTP 200)"
+            seen.add(token)
+
+    def _page(self, path: str, query: dict[str, Any], key: str, version: str) -> dict[str, Any]:
+        try:
+            body = self.client.get(path, dict(query), api_version=version)
         except APIError as error:
-            response = error.response
-            raise status_error(
-                error.status_code or 0,
-                str(error),
-                response.headers if response is not None else None,
-                now=self.wall_clock(),
-            ) from None
-        if not isinstance(body, dict) or "bars" not in body:
-            raise TransientError("malformed page: no 'bars' object", 200)
+            raise api_error(error, self.wall_clock()) from None
+        if not isinstance(body, dict) or key not in body:
+            raise TransientError(f"malformed page: no '{key}' object", 200)
         return body
+
+
+def _event(kind: str, action: dict[str, Any]) -> tuple[float, float]:
+    """``(split_ratio, dividend)`` of one corporate action: new shares per old share for a split
+    (a 1-for-10 reverse split is 0.1), cash per share for a dividend."""
+    if kind == "cash_dividends":
+        return 1.0, float(action["rate"])
+    return float(action["new_rate"]) / float(action["old_rate"]), 0.0
+
+
+def api_error(error: APIError, now: float | None = None) -> TransientError | PermanentError:
+    """alpaca-py's ``APIError`` classified by its HTTP status (a 429 waits as its headers ask)."""
+    response = error.response
+    return status_error(
+        error.status_code or 0, str(error), response.headers if response is not None else None, now=now
+    )
 
 
 def _frame(bars: dict[str, list[dict[str, Any]]]) -> pl.DataFrame:

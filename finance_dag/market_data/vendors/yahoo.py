@@ -18,6 +18,13 @@ column), adds any split a 1-minute answer reports, and multiplies each bar's pri
 ratios of the splits after the bar's day (volume divided). When the split events cannot be
 obtained the symbol's days fail naming why, rather than risk mixing adjusted and raw bars.
 
+``fetch_daily`` reads a symbol's daily rows and events (``Dividends`` and ``Stock Splits``,
+``actions=True``) in one daily chart request from the first day to now. With
+``auto_adjust=False`` Yahoo's daily ``Close`` carries no dividend adjustment (``Adj Close`` does)
+but the OHLC, the volume and the dividend amounts are split-adjusted all the same, so they are
+unadjusted like the 1-minute bars, with the splits of the same answer, which reaches to now
+for the splits after the last day.
+
 ``daily_closes`` reads an index's daily closes (CBOE SKEW is ``^SKEW``) by New York date in
 one daily chart request up to the day after ``end`` (yfinance's ``end`` is exclusive); indices
 have no splits, so nothing is unadjusted. yfinance keeps NaN rows (else it would drop a zero
@@ -60,7 +67,8 @@ from finance_dag.core.http import (
     parse_json,
     shared_limiter,
 )
-from finance_dag.market_data.bars import FetchResult, SymbolDay, VendorError
+from finance_dag.market_data.bars import FetchResult, SymbolDay, VendorError, ny_date
+from finance_dag.market_data.daily import DAILY_PRICE_SCHEMA, DailyFetch, conform_daily
 from finance_dag.market_data.vendors.common import fetch_result
 
 NAME = "yahoo"
@@ -70,6 +78,7 @@ SPLIT_LOOKBACK = timedelta(days=7)  # the split lookup starts this long before t
 MAX_SPAN_DAYS = 7  # per request
 LIMITS = ((60, 60.0),)  # unpublished; Yahoo throttles bursts, so stay gentle
 _CHART_PATH = "/v8/finance/chart/"
+_PRICES = ("open", "high", "low", "close")
 CLOSES_SCHEMA = pl.Schema({"date": pl.Date, "close": pl.Float64})
 
 
@@ -163,6 +172,46 @@ class YahooBars:
             what, lambda: self._ticker_history(symbol, start=start, end=after, interval="1d", keepna=True)
         )
         return _closes(what, frame, start, end)
+
+    def fetch_daily(self, symbols: Sequence[str], start: date, end: date) -> DailyFetch:
+        """``DailyPriceSource`` for Yahoo: raw daily rows of every session in [start, end] with the
+        splits and dividends going ex that session; one daily chart request per symbol (Yahoo has
+        no multi-symbol chart), retried on its own.
+
+        The request reaches from ``start`` to now, not to ``end``: Yahoo adjusts every row (prices,
+        volume and dividend amounts) for all splits up to now, so the splits after ``end`` are
+        needed to undo that (``unadjust``). A symbol fails on its own, naming why, when its
+        request fails for good (an unknown symbol is Yahoo's 404), when it has no row in the
+        range, or when ``conform_daily`` refuses its rows.
+        """
+        symbols = list(dict.fromkeys(symbols))
+        if not calendar.sessions(start, end) or not symbols:
+            return DailyFetch(pl.DataFrame(schema=DAILY_PRICE_SCHEMA))
+        now = self.now or datetime.now(UTC)
+        frames, failures = [], {}
+        for symbol in symbols:
+            what = (
+                f"GET /v8/finance/chart 1d prices and events for {symbol} {start.isoformat()}..{now:%Y-%m-%d}"
+            )
+            try:
+                history, _ = self.http.call(
+                    what, lambda s=symbol: self._ticker_history(s, start=start, end=now, interval="1d")
+                )
+            except VendorError as error:
+                failures[symbol] = str(error)
+                continue
+            raw = unadjust(
+                _daily_frame(symbol, history), split_events(history), pl.col("date"), (*_PRICES, "dividend")
+            )
+            rows = raw.filter(pl.col("date").is_between(start, end)) if raw.height else raw
+            if rows.is_empty():
+                failures[symbol] = (
+                    f"{NAME}: {what} answered no rows in {start.isoformat()}..{end.isoformat()}"
+                )
+                continue
+            frames.append(rows)
+        prices, refused = conform_daily(pl.concat(frames) if frames else pl.DataFrame(), NAME)
+        return DailyFetch(prices, failures | refused)
 
     def _ticker_history(self, symbol: str, **kwargs: Any) -> tuple[Any, Any]:
         """``yf.Ticker(symbol).history(**kwargs)``, raising what yfinance logged and swallowed.
@@ -259,22 +308,51 @@ def _closes(what: str, history: Any, start: date, end: date) -> pl.DataFrame:
     return frame
 
 
-def unadjust(frame: pl.DataFrame, splits: dict[date, float]) -> pl.DataFrame:
-    """Raw bars from Yahoo's split-adjusted ones: each bar's prices times the ratios of the
-    splits after its New York day, its volume divided by them."""
+def unadjust(
+    frame: pl.DataFrame,
+    splits: dict[date, float],
+    day: pl.Expr | None = None,
+    prices: Sequence[str] = _PRICES,
+) -> pl.DataFrame:
+    """Raw rows from Yahoo's split-adjusted ones: each row's ``prices`` times the ratios of the
+    splits after its New York day (``day``; by default that of the UTC ``ts``), its volume
+    divided by them."""
     if frame.is_empty() or not splits:
         return frame
-    day = pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
+    day = ny_date() if day is None else day
     factor = pl.lit(1.0)
     for ex_date, ratio in splits.items():
         factor = factor * pl.when(day < ex_date).then(pl.lit(ratio)).otherwise(pl.lit(1.0))
     return (
         frame.with_columns(_factor=factor)
         .with_columns(
-            *(pl.col(c) * pl.col("_factor") for c in ("open", "high", "low", "close")),
+            *(pl.col(c) * pl.col("_factor") for c in prices),
             (pl.col("volume") / pl.col("_factor")).round().cast(pl.Int64),
         )
         .drop("_factor")
+    )
+
+
+def _daily_frame(symbol: str, history: Any) -> pl.DataFrame:
+    """yfinance's daily frame with actions (New York or naive index) as ``date`` (New York),
+    prices and volume as served, ``split_ratio`` (1.0: none) and ``dividend`` (0.0: none)."""
+    if history.empty:
+        return pl.DataFrame()
+    index = history.index if history.index.tz is not None else history.index.tz_localize(calendar.NEW_YORK)
+
+    def values(name: str) -> np.ndarray:
+        return np.asarray(history[name], dtype=float) if name in history else np.zeros(len(history))
+
+    splits = values("Stock Splits")
+    return pl.DataFrame(
+        {
+            "date": [stamp.date() for stamp in index.tz_convert(calendar.NEW_YORK)],
+            "symbol": symbol,
+            **{name: values(name.capitalize()) for name in _PRICES},
+            "volume": pl.Series(values("Volume")).fill_nan(None).round().cast(pl.Int64),
+            "split_ratio": np.where(np.nan_to_num(splits) > 0, splits, 1.0),
+            "dividend": np.nan_to_num(values("Dividends")),
+        }
     )
 
 
