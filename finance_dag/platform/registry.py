@@ -19,8 +19,10 @@ from finance_dag.core.settings import SettingError, Settings
 from finance_dag.market_data.bars import BarSource
 from finance_dag.platform.vendors import (  # noqa: F401 - re-exported with the registry
     AlpacaResource,
+    AlpacaTradingResource,
     AlphaVantageResource,
     FredResource,
+    IbResource,
     VendorResource,
     YahooResource,
 )
@@ -36,7 +38,7 @@ class Vendor:
     environment: str  # "sim" or "prod": the environment whose default chain includes it
     pool: str
     credentials: tuple[str, ...] = ()
-    build: Callable[[], VendorResource] | None = None  # None: served by the simulated market
+    build: Callable[[], dg.ConfigurableResource] | None = None  # None: served by the simulated market
     what: str = ""
 
 
@@ -68,7 +70,24 @@ VENDORS: tuple[Vendor, ...] = (
         "FRED macro series (fredapi)",
     ),
     Vendor("sim_daily", "daily", "sim", SIMULATED_POOL, what="simulated ETF daily prices (no data for some ETFs)"),
+    Vendor("ib", "daily", "prod", "ib_api", (), IbResource, "IB historical daily bars (ib_async), primary"),
+    Vendor(
+        "alpaca", "daily", "prod", "alpaca_api", ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
+        lambda: AlpacaResource(
+            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
+        ),
+        "Alpaca daily bars and corporate actions (alpaca-py), fallback",
+    ),
+    Vendor("yahoo", "daily", "prod", "yahoo_api", (), YahooResource, "Yahoo daily bars and actions (yfinance), fallback"),
     Vendor("simulated", "broker", "sim", "simulated_broker", what="simulated broker, account kept in the lake"),
+    Vendor("ib", "broker", "prod", "ib_api", (), IbResource, "Interactive Brokers via IB Gateway (ib_async)"),
+    Vendor(
+        "alpaca", "broker", "prod", "alpaca_trading", ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
+        lambda: AlpacaTradingResource(
+            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
+        ),
+        "Alpaca trading (alpaca-py TradingClient), paper by default",
+    ),
 )  # fmt: skip
 BY_KIND: dict[tuple[str, str], Vendor] = {(v.kind, v.name): v for v in VENDORS}
 

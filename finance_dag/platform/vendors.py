@@ -1,4 +1,5 @@
-"""Real market-data vendors as Dagster resources: Alpaca, Alpha Vantage, Yahoo and FRED.
+"""Real vendors and brokers as Dagster resources: Alpaca (data and trading), Alpha Vantage, Yahoo,
+FRED and Interactive Brokers.
 
 Credentials are plain string fields meant to be given ``dg.EnvVar("ALPACA_API_KEY")`` etc.,
 so the UI shows the variable's name, never its value. A resource whose credential is empty
@@ -16,10 +17,13 @@ from pydantic import Field, PrivateAttr
 from finance_dag.sim.macro import MACRO_SERIES
 
 if TYPE_CHECKING:
+    from finance_dag.brokers.alpaca import AlpacaBroker
+    from finance_dag.brokers.ib import IbBroker
     from finance_dag.core.http import RetryPolicy
     from finance_dag.market_data.vendors.alpaca import AlpacaBars
     from finance_dag.market_data.vendors.alpha_vantage import AlphaVantageBars
     from finance_dag.market_data.vendors.fred import FredMacro
+    from finance_dag.market_data.vendors.ib import IbDaily
     from finance_dag.market_data.vendors.yahoo import YahooBars
 
 # The vendor SDKs (alpaca-py, yfinance, alpha_vantage, fredapi) cost about half a second to
@@ -104,6 +108,9 @@ class AlpacaResource(VendorResource):
     def bars(self) -> "AlpacaBars":
         return self._shared()
 
+    def daily(self) -> "AlpacaBars":
+        return self._shared()
+
 
 class AlphaVantageResource(VendorResource):
     """Alpha Vantage intraday (fallback): one request per symbol-month, throttle notes retried."""
@@ -161,6 +168,9 @@ class YahooResource(VendorResource):
     def bars(self) -> "YahooBars":
         return self._shared()
 
+    def daily(self) -> "YahooBars":
+        return self._shared()
+
 
 class FredResource(VendorResource):
     """FRED macro series (HY OAS, VIX, financial stress by default)."""
@@ -178,3 +188,49 @@ class FredResource(VendorResource):
 
     def macro(self) -> "FredMacro":
         return self._shared()
+
+
+class IbResource(dg.ConfigurableResource):
+    """Interactive Brokers through IB Gateway / TWS (ib_async): daily bars and the broker.
+
+    One client id per purpose, as the seed's user runs it: a read-only one for planning, another
+    for cleanup and orders, a third for historical data (IB serves one session per client id).
+    """
+
+    host: str = Field(default="127.0.0.1", description="IB Gateway / TWS host.")
+    port: int = Field(default=4001, description="4001 live / 4002 paper for IB Gateway; 7496 / 7497 for TWS.")
+    account: str | None = Field(default=None, description="Account id; default the first managed account.")
+    plan_client_id: int = Field(default=5, description="Read-only client id used to build trade plans.")
+    trade_client_id: int = Field(default=6, description="Client id used for cleanup and orders.")
+    data_client_id: int = Field(default=17, description="Client id used for historical daily bars.")
+    timeout_s: float = Field(default=30.0, description="Per-call timeout in seconds.")
+
+    def daily(self) -> "IbDaily":
+        from finance_dag.market_data.vendors.ib import IbDaily
+
+        return IbDaily(self.host, self.port, self.data_client_id, timeout=self.timeout_s)
+
+    def broker(self, purpose: str) -> "IbBroker":
+        """A connection for ``purpose``: "plan" is read-only, "trade" may cancel and place."""
+        from finance_dag.brokers.ib import IbBroker
+
+        client = self.plan_client_id if purpose == "plan" else self.trade_client_id
+        return IbBroker(
+            self.host, self.port, client, self.account, readonly=purpose == "plan", timeout=self.timeout_s
+        )
+
+
+class AlpacaTradingResource(VendorResource):
+    """Alpaca's Trading API (alpaca-py ``TradingClient``), paper unless ``paper`` is false."""
+
+    api_key: str = Field(default="", description='Give dg.EnvVar("ALPACA_API_KEY").')
+    secret_key: str = Field(default="", description='Give dg.EnvVar("ALPACA_SECRET_KEY").')
+    paper: bool = Field(default=True, description="Paper trading (default); false trades the live account.")
+
+    def broker(self, purpose: str) -> "AlpacaBroker":
+        from finance_dag.brokers.alpaca import AlpacaBroker
+
+        require("AlpacaTradingResource", ALPACA_API_KEY=self.api_key, ALPACA_SECRET_KEY=self.secret_key)
+        return AlpacaBroker(
+            self.api_key, self.secret_key, paper=self.paper, base_url=self.base_url, policy=self.policy()
+        )

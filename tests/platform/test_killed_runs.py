@@ -120,7 +120,8 @@ def test_single_file_partitions_and_single_partition_runs(tmp_path, instance):
     own = {a.key.to_user_string() for a in defs.assets if writes_own_partitions(a)}
     assert own == {
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "lending_snapshots", "lending_factors",
-        "extended_lending_factors", "lending_prices", "squeeze_scores", "daily_digest",
+        "extended_lending_factors", "lending_prices", "squeeze_scores", "daily_digest", "etf_universe",
+        "etf_prices", "etf_factor_scores", "target_portfolio", "portfolio_backtest",
     }  # fmt: skip
 
 

@@ -103,6 +103,24 @@ class TradePlanConfig(dg.Config):
     reserve: float = trades.RESERVE
 
 
+EQUITY_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "equity": pl.Float64,
+        "cash": pl.Float64,
+        "invested": pl.Float64,
+        "drawdown": pl.Float64,
+    }
+)
+EQUITY_COLUMNS = {
+    "date": "Session.",
+    "equity": "Book value at the close, USD (cash + positions at the close).",
+    "cash": "Cash, USD.",
+    "invested": "Positions at the close, USD.",
+    "drawdown": "Equity / running peak - 1 (the initial capital is the first peak).",
+}
+
+
 def png_markdown(title: str, png: bytes) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
@@ -176,6 +194,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
         kinds={"polars", "parquet"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("portfolio_backtest", engine, strategy, optimize),
+        metadata=table_metadata(EQUITY_SCHEMA, EQUITY_COLUMNS),
         description=(
             "Walk-forward backtest of the strategy from a start date to the as-of session: at every "
             "rebalance date (first session of each quarter, two-month period or month) scores and weights "

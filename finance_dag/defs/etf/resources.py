@@ -19,7 +19,8 @@ from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
 from finance_dag.etf.prices import collect_prices
 from finance_dag.market_data.daily import DailyFetch, DailyPriceSource
-from finance_dag.platform.registry import daily_chain, vendor
+from finance_dag.platform.registry import Vendor, daily_chain, vendor
+from finance_dag.platform.vendors import AlpacaResource, AlpacaTradingResource, IbResource, YahooResource
 
 DIRECTORY_FILES = ("nasdaqlisted.txt", "otherlisted.txt")
 CATEGORY_FILE = "etf_categories.csv"
@@ -64,6 +65,9 @@ class EtfPriceVendorsResource(dg.ConfigurableResource):
     vendors: list[str] = ["sim_daily"]
     seed: int = 7
     fail_symbols: list[str] = []
+    ib: IbResource | None = None
+    alpaca: AlpacaResource | None = None
+    yahoo: YahooResource | None = None
 
     _sources: list[DailyPriceSource] | None = PrivateAttr(default=None)
 
@@ -78,7 +82,7 @@ class EtfPriceVendorsResource(dg.ConfigurableResource):
             from finance_dag.sim.vendors import SimulatedDaily, shared_etf_market
 
             return SimulatedDaily(shared_etf_market(self.seed), frozenset(self.fail_symbols))
-        return entry.build().daily()
+        return configured(self, entry).daily()
 
     def fetch(self, symbols: list[str], start: date, end: date) -> DailyFetch:
         return collect_prices(self.sources(), symbols, start, end)
@@ -90,6 +94,8 @@ class BrokerResource(dg.ConfigurableResource):
 
     broker: str = "simulated"
     storage: str = "./data"
+    ib: IbResource | None = None
+    alpaca: AlpacaTradingResource | None = None
 
     def connect(self, purpose: str, prices: dict[str, float] | None = None) -> Broker:
         """A connection for ``purpose`` ("plan": read-only; "trade": may cancel and place)."""
@@ -106,12 +112,31 @@ class BrokerResource(dg.ConfigurableResource):
 
             start = starting_account([s for s in SIMULATED_START if s in quotes], price)
             return SimulatedBroker(Lake(self.storage), price, start)
-        return entry.build().broker(purpose)
+        return configured(self, entry).broker(purpose)
+
+
+def configured(holder: dg.ConfigurableResource, entry: Vendor) -> dg.ConfigurableResource:
+    """The nested resource of a real vendor or broker, or an error naming what to configure."""
+    resource = getattr(holder, entry.name, None)
+    if resource is None:
+        raise dg.Failure(
+            f"{type(holder).__name__} names {entry.name!r} but its {entry.name} resource is not configured "
+            f"(credentials from {', '.join(entry.credentials) or 'none'})"
+        )
+    return resource
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    chain = daily_chain(settings)
+    broker = vendor(settings.broker, "broker", "FINANCE_DAG_BROKER")
     return {
         "etf_files": EtfFilesResource(source=settings.etf_source, inbox=settings.etf_inbox),
-        "etf_price_vendors": EtfPriceVendorsResource(vendors=[v.name for v in daily_chain(settings)]),
-        "broker": BrokerResource(broker=settings.broker, storage=settings.storage),
+        "etf_price_vendors": EtfPriceVendorsResource(
+            vendors=[v.name for v in chain], **{v.name: v.build() for v in chain if v.build is not None}
+        ),
+        "broker": BrokerResource(
+            broker=broker.name,
+            storage=settings.storage,
+            **({broker.name: broker.build()} if broker.build is not None else {}),
+        ),
     }

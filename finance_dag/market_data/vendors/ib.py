@@ -43,7 +43,7 @@ from finance_dag.brokers.base import BrokerError
 from finance_dag.brokers.ib import DEFAULT_PORT, IbConnection, IbUnreachable
 from finance_dag.core import calendar
 from finance_dag.core.http import RateLimiter, shared_limiter
-from finance_dag.market_data.daily import DAILY_PRICE_SCHEMA, DailyFetch
+from finance_dag.market_data.daily import DAILY_PRICE_SCHEMA, DailyFetch, conform_daily
 
 NAME = "ib"
 SOURCE = "ib:split_adjusted"
@@ -91,8 +91,10 @@ class IbDaily:
                         failures[symbol] = str(error)
             finally:
                 self.connection.close()
-        prices = pl.concat(frames) if frames else pl.DataFrame(schema=DAILY_PRICE_SCHEMA)
-        return DailyFetch(prices.sort("symbol", "date"), failures)
+        prices, refused = conform_daily(
+            pl.concat(frames) if frames else pl.DataFrame(schema=DAILY_PRICE_SCHEMA), SOURCE
+        )
+        return DailyFetch(prices, {**failures, **refused})
 
     def _symbol(self, symbol: str, first: date, start: date, end: date) -> pl.DataFrame:
         """Rows of ``symbol`` in [start, end]; ``first`` is the session before ``start``."""
