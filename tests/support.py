@@ -37,10 +37,29 @@ def market_data_asset(name: str) -> dg.AssetsDefinition:
     return next(a for a in build_assets(SETTINGS, PARTS) if a.key.to_user_string() == name)
 
 
-def make_defs(root: str, fail_symbol_days: list[str] | None = None, **overrides) -> dg.Definitions:
-    """The real code location on a lake at ``root``, optionally with injected vendor failures."""
+# A short ETF history for tests: a year of lookback before the backtest's first rebalance.
+ETF_WINDOW = {"ETF_START_DATE": "2023-09-01", "ETF_END_DATE": "2024-11-29"}
+
+
+def make_defs(
+    root: str, fail_symbol_days: list[str] | None = None, env: dict[str, str] | None = None, **overrides
+) -> dg.Definitions:
+    """The real code location on a lake at ``root`` (settings from ``env``, ``FINANCE_DAG_``
+    prefix added), optionally with injected vendor failures."""
     vendors = BarVendorsResource(market=SimulatedMarketResource(), fail_symbol_days=fail_symbol_days or [])
-    return build_definitions(settings_for(root), bar_vendors=vendors, **overrides)
+    return build_definitions(settings_for(root, **(env or {})), bar_vendors=vendors, **overrides)
+
+
+def materialise_etf(defs: dg.Definitions, instance, day: date) -> None:
+    """The ETF domain on a fresh lake as a user runs it: the day's universe, the price history of
+    ``ETF_WINDOW`` in one run, the day's pipeline, then its trade plan."""
+    first = date.fromisoformat(ETF_WINDOW["ETF_START_DATE"])
+    universe = dg.define_asset_job("etf_universe_only", selection=["etf_universe"])
+    location = dg.Definitions.merge(defs, dg.Definitions(jobs=[universe]))
+    run_job(location, instance, "etf_universe_only", {"dagster/partition": day.isoformat()})
+    run_job(defs, instance, "etf_history_job", session_range_tags(first, day))
+    run_job(defs, instance, "etf_job", {"dagster/partition": day.isoformat()})
+    run_job(defs, instance, "trade_plan_job", {"dagster/partition": day.isoformat()})
 
 
 def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):

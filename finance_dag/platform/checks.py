@@ -4,8 +4,12 @@ Every domain's checks name the partitions they covered, so a badge never speaks 
 it did not look at."""
 
 import dagster as dg
+import polars as pl
 
+from finance_dag.core.reports import markdown_table
 from finance_dag.platform.partitions import run_partition_keys
+
+SHOWN = 20  # failing rows listed in a check's metadata
 
 
 def checked_keys(
@@ -27,3 +31,22 @@ def covered(keys: list[str]) -> dict[str, object]:
         "first_partition": ordered[0] if ordered else "",
         "last_partition": ordered[-1] if ordered else "",
     }
+
+
+def check_result(
+    keys: list[str], failing: pl.DataFrame, severity=dg.AssetCheckSeverity.ERROR, **extra: object
+) -> dg.AssetCheckResult:
+    """Passed when ``failing`` is empty; the metadata names the partitions covered, the number
+    of failing rows and the first ``SHOWN`` of them."""
+    return dg.AssetCheckResult(
+        passed=failing.is_empty(),
+        severity=severity,
+        metadata={
+            **covered(keys),
+            "failing": failing.height,
+            "examples": dg.MetadataValue.md(
+                markdown_table(failing.head(SHOWN)) if failing.height else "_none_"
+            ),
+            **extra,
+        },
+    )

@@ -170,6 +170,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         ),
                         "unserved_symbols": failures.height,
                         "unserved": dg.MetadataValue.md(markdown_table(failures.head(20))),
+                        "preview": dg.MetadataValue.md(markdown_table(day_rows.head(10))),
                     },
                 )
         return writer.result("have no prices")
@@ -208,6 +209,14 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     else "nothing changed"
                 ),
                 "sessions": len(files),
+                "dagster/row_count": sum(
+                    store.row_count(history.year_path(HISTORY_ROOT, y)) for y in by_year
+                ),
+                "preview": dg.MetadataValue.md(
+                    markdown_table(store.read_parquet(history.year_path(HISTORY_ROOT, max(by_year))).tail(10))
+                    if by_year
+                    else "empty"
+                ),
                 "path": dg.MetadataValue.path(store.uri(HISTORY_ROOT)),
             }
         )
@@ -259,7 +268,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                         "excluded": excluded.height,
                         "weights": result.note,
                         "excluded_by_reason": dg.MetadataValue.md(markdown_table(reasons)),
-                        "top_20": dg.MetadataValue.md(
+                        "preview": dg.MetadataValue.md(
                             markdown_table(
                                 table.head(20).select(
                                     "rank",

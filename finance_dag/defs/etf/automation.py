@@ -1,4 +1,11 @@
-"""The ETF jobs and the daily schedules; ``execute_trades`` is never scheduled."""
+"""The ETF jobs and the daily schedules; ``execute_trades`` (defs/etf/execution.py) is never scheduled.
+
+- ``etf_history_job``: prices and the research layout for a range of sessions in one run (the
+  history backfill; it collects for the newest universe on or before the range's end).
+- ``etf_job``: one session end to end: universe, prices, research layout, scores, target
+  portfolio, walk-forward backtest.
+- ``trade_plan_job``: the session's plan against the broker's account (read-only).
+"""
 
 import dagster as dg
 
@@ -6,6 +13,7 @@ from finance_dag.platform.schedules import session_schedule
 
 GROUP = "etf"
 JOB = "etf_job"
+HISTORY_JOB = "etf_history_job"
 PLAN_JOB = "trade_plan_job"
 SCHEDULE = "0 19 * * 1-5"  # 19:00 New York on weekdays: the day's closes are in
 PLAN_SCHEDULE = "30 19 * * 1-5"  # after the pipeline
@@ -14,11 +22,16 @@ PLAN_SCHEDULE = "30 19 * * 1-5"  # after the pipeline
 def build_jobs() -> list:
     return [
         dg.define_asset_job(
+            HISTORY_JOB,
+            selection=dg.AssetSelection.assets("etf_prices", "etf_price_history"),
+            description="ETF price history for a range of sessions in one run (materialise etf_universe for the range's end first).",
+        ),
+        dg.define_asset_job(
             JOB,
             selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("trade_plan"),
             description=(
-                "The ETF pipeline for a range of sessions in one run: universe, prices, research layout, "
-                "scores, target portfolio, walk-forward backtest."
+                "One session of the ETF pipeline: universe, prices, research layout, scores, target portfolio, "
+                "walk-forward backtest."
             ),
         ),
         dg.define_asset_job(

@@ -182,7 +182,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                         "expected_volatility": allocation.expected_volatility,
                         "max_weight": float(frame["weight"].max()),
                         "min_weight": float(frame["weight"].min()),
-                        "positions_table": dg.MetadataValue.md(markdown_table(frame)),
+                        "preview": dg.MetadataValue.md(markdown_table(frame)),
                     },
                 )
         return writer.result("have no portfolio")
@@ -261,6 +261,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                         ),
                         "stop_loss_events": dg.MetadataValue.md(markdown_table(result.stops.head(30))),
                         "tables": dg.MetadataValue.path(lake.lake.uri(folder)),
+                        "preview": dg.MetadataValue.md(markdown_table(result.equity.tail(10))),
                     },
                 )
         return writer.result("could not be backtested")
@@ -346,7 +347,8 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                         f"- {k}: {len(v)} ({', '.join(v) or '-'})" for k, v in state["transition"].items()
                     )
                 ),
-                "plan": dg.MetadataValue.md(markdown_table(plan_rows)),
+                "dagster/row_count": plan_rows.height,
+                "preview": dg.MetadataValue.md(markdown_table(plan_rows)),
                 "trade_plan_csv": dg.MetadataValue.path(lake.lake.uri(csv_path)),
                 "portfolio_state": dg.MetadataValue.path(lake.lake.uri(state_path)),
             }

@@ -16,9 +16,8 @@ the failing rows or days:
 import dagster as dg
 import polars as pl
 
-from finance_dag.core.reports import markdown_table
 from finance_dag.lending.quality import contribution_errors, empty_extended_factors, factor_range_violations
-from finance_dag.platform.checks import checked_keys, covered
+from finance_dag.platform.checks import check_result, checked_keys
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.storage import LakeResource, read_partitions
 
@@ -26,22 +25,6 @@ SNAPSHOTS = dg.AssetKey("lending_snapshots")
 FACTORS = dg.AssetKey("lending_factors")
 EXTENDED = dg.AssetKey("extended_lending_factors")
 SQUEEZE = dg.AssetKey("squeeze_scores")
-SHOWN = 20
-
-
-def _result(keys: list[str], failing: pl.DataFrame, severity=dg.AssetCheckSeverity.ERROR, **extra):
-    return dg.AssetCheckResult(
-        passed=failing.is_empty(),
-        severity=severity,
-        metadata={
-            **covered(keys),
-            "failing": failing.height,
-            "examples": dg.MetadataValue.md(
-                markdown_table(failing.head(SHOWN)) if failing.height else "_none_"
-            ),
-            **extra,
-        },
-    )
 
 
 def build_checks(parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
@@ -57,7 +40,7 @@ def build_checks(parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
         missing = days.join(universe, how="cross").join(
             frame.select("date", "symbol"), on=["date", "symbol"], how="anti"
         )
-        return _result(
+        return check_result(
             keys, missing.sort("date", "symbol"), dg.AssetCheckSeverity.WARN, universe=len(parts.symbols)
         )
 
@@ -67,7 +50,7 @@ def build_checks(parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
     )
     def values_in_range(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
         keys, frame = covered_frame(context, lake, FACTORS)
-        return _result(keys, factor_range_violations(frame) if frame.height else frame)
+        return check_result(keys, factor_range_violations(frame) if frame.height else frame)
 
     @dg.asset_check(
         asset=EXTENDED,
@@ -75,7 +58,7 @@ def build_checks(parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
     )
     def inputs_served(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
         keys, frame = covered_frame(context, lake, EXTENDED)
-        return _result(
+        return check_result(
             keys, empty_extended_factors(frame) if frame.height else frame, dg.AssetCheckSeverity.WARN
         )
 
@@ -86,6 +69,6 @@ def build_checks(parts: DomainPartitions) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, lake: LakeResource
     ) -> dg.AssetCheckResult:
         keys, frame = covered_frame(context, lake, SQUEEZE)
-        return _result(keys, contribution_errors(frame) if frame.height else frame)
+        return check_result(keys, contribution_errors(frame) if frame.height else frame)
 
     return [universe_covered, values_in_range, inputs_served, contributions_add_up]
