@@ -10,9 +10,10 @@ expense ratio that is not a number in [0, 0.05], a symbol listed twice.
 ``build_universe`` keeps the directory's ETFs that are not test issues (one row each) and adds
 the category columns where the curated file has the symbol. A product is flagged
 ``leveraged`` when its category says so or its name matches ``LEVERAGED_NAME`` (2X/3X, Ultra,
-UltraShort, UltraPro, Inverse, Bull/Bear nX, -1X...): flagged ETFs stay in the universe (prices
-are still collected) and are excluded from scoring. Curated symbols the directory no longer
-lists are returned separately so the asset can report them.
+UltraShort, UltraPro, Inverse, Bull/Bear nX, -1X, 1.25X...; not "Ultra Short"/"Ultra-Short" bond
+funds, see ``NOT_LEVERAGED_NAME``): flagged ETFs stay in the universe (prices are still
+collected) and are excluded from scoring. Curated symbols the directory no longer lists are
+returned separately so the asset can report them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ CATEGORY_COLUMNS = ("symbol", "category", "asset_class", "region", "expense_rati
 ASSET_CLASSES = frozenset({"Equity", "Fixed Income", "Commodity", "Multi-Asset", "Currency", "Alternative"})
 MAX_EXPENSE_RATIO = 0.05
 # Case-insensitive regular expressions (polars' syntax) on the name and the curated category.
-LEVERAGED_NAME = r"(?i)\b(?:-?[1-4](?:\.\d)?X|Ultra(?:Pro|Short)?|Inverse|Leveraged|(?:Bull|Bear)\s+[1-4]X)\b"
+LEVERAGED_NAME = (
+    r"(?i)\b(?:-?[1-4](?:\.\d{1,2})?X|Ultra(?:Pro|Short)?|Inverse|Leveraged|(?:Bull|Bear)\s+[1-4]X)\b"
+)
+# Cash-like bond funds ("JPMorgan Ultra-Short Income ETF", "Invesco Ultra Short Duration ETF") are not
+# leveraged: this phrase is removed from the name before LEVERAGED_NAME is matched.
+NOT_LEVERAGED_NAME = r"(?i)\bUltra[\s-]+Short\b"
 LEVERAGED_CATEGORY = r"(?i)leveraged|inverse"
 CATEGORY_SCHEMA = pl.Schema(
     {
@@ -140,7 +146,7 @@ def build_universe(directory: pl.DataFrame, categories: pl.DataFrame) -> Univers
     etfs = directory.filter(pl.col("etf") & ~pl.col("test_issue")).select("symbol", "name", "exchange")
     joined = etfs.join(categories, on="symbol", how="left").with_columns(
         categorised=pl.col("category").is_not_null(),
-        leveraged=pl.col("name").str.contains(LEVERAGED_NAME)
+        leveraged=pl.col("name").str.replace_all(NOT_LEVERAGED_NAME, "").str.contains(LEVERAGED_NAME)
         | pl.col("category").fill_null("").str.contains(LEVERAGED_CATEGORY),
     )
     unlisted = sorted(set(categories["symbol"]) - set(etfs["symbol"]))
