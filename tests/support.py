@@ -54,20 +54,34 @@ def materialise_etf(defs: dg.Definitions, instance, day: date) -> None:
     """The ETF domain on a fresh lake as a user runs it: the day's universe, the price history of
     ``ETF_WINDOW`` in one run, the day's pipeline, then its trade plan."""
     first = date.fromisoformat(ETF_WINDOW["ETF_START_DATE"])
-    universe = dg.define_asset_job("etf_universe_only", selection=["etf_universe"])
-    location = dg.Definitions.merge(defs, dg.Definitions(jobs=[universe]))
-    run_job(location, instance, "etf_universe_only", {"dagster/partition": day.isoformat()})
+    run_universe(defs, instance, day)
     run_job(defs, instance, "etf_history_job", session_range_tags(first, day))
     run_job(defs, instance, "etf_job", {"dagster/partition": day.isoformat()})
     run_job(defs, instance, "trade_plan_job", {"dagster/partition": day.isoformat()})
+
+
+def run_universe(defs: dg.Definitions, instance, day: date, ok: bool = True):
+    """Materialise ``etf_universe`` alone for ``day``."""
+    universe = dg.define_asset_job("etf_universe_only", selection=["etf_universe"])
+    location = dg.Definitions.merge(defs, dg.Definitions(jobs=[universe]))
+    return run_job(location, instance, "etf_universe_only", {"dagster/partition": day.isoformat()}, ok=ok)
 
 
 def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, tags=tags or {}, raise_on_error=False
     )
-    assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
+    assert result.success is ok, failure_messages(result)
     return result
+
+
+def failure_messages(result) -> list[str]:
+    """Each failure event's message, with the error a failed step raised."""
+    return [
+        f"{e.message} {e.event_specific_data.error.message}" if e.is_step_failure else e.message
+        for e in result.all_events
+        if e.is_failure
+    ]
 
 
 @contextmanager

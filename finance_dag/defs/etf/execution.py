@@ -74,7 +74,7 @@ def execute_trade_plan(
         )
         if refusals:
             raise dg.Failure(
-                f"refused to execute the plan of {session}; nothing was placed",
+                f"refused to execute the plan of {session}; nothing was placed: " + " ".join(refusals),
                 metadata={"reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in refusals))},
             )
         if config.live:
