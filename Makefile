@@ -14,6 +14,9 @@ demo dev: export FINANCE_DAG_END_DATE ?= 2024-11-29
 # Lending: the same last day, with the 31 earlier sessions its factors look back over.
 demo dev: export FINANCE_DAG_LENDING_START_DATE ?= 2024-10-01
 demo dev: export FINANCE_DAG_LENDING_END_DATE ?= 2024-11-29
+# ETF: three years of prices to the same day, so the walk-forward backtest covers two years.
+demo dev: export FINANCE_DAG_ETF_START_DATE ?= 2021-11-01
+demo dev: export FINANCE_DAG_ETF_END_DATE ?= 2024-11-29
 
 .PHONY: env demo dev test test-fast bench clean
 

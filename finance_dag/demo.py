@@ -33,6 +33,67 @@ def run(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = No
         sys.exit(f"demo stopped: {job} failed; open the run in the UI (make dev) for details")
 
 
+def run_etf(instance: dg.DagsterInstance, settings) -> str:
+    """The ETF domain as a user runs it: the last session's universe, the price history in one
+    run, the session's pipeline, the trade plan, and a dry run of the execution job."""
+    keys = DomainPartitions(settings.etf).trading_days.get_partition_keys()
+    last = keys[-1]
+    run(instance, "etf_universe_job", {"dagster/partition": last})
+    run(instance, "etf_history_job", range_tags(keys[0], last))
+    run(instance, "etf_job", {"dagster/partition": last})
+    run(instance, "trade_plan_job", {"dagster/partition": last})
+    run(instance, "execute_trades")  # dry run: nothing is placed without live=true
+    return last
+
+
+def instance_metadata(day: str) -> dict[str, dict]:
+    """The latest materialisation metadata of the ETF assets shown in the summary."""
+    with dg.DagsterInstance.get() as instance:
+        return {
+            asset: {
+                k: getattr(v, "value", v)
+                for k, v in instance.get_latest_materialization_event(
+                    dg.AssetKey(asset)
+                ).asset_materialization.metadata.items()
+            }
+            for asset in (
+                "etf_universe",
+                "etf_factor_scores",
+                "target_portfolio",
+                "portfolio_backtest",
+                "trade_plan",
+            )
+        }
+
+
+def show_etf(seen: dict[str, dict], day: str) -> None:
+    universe, scores, target, backtest, plan = (seen[a] for a in seen)
+    print(
+        f"\nETF universe {day}: {universe['etfs']} ETFs, {universe['categorised']} categorised, "
+        f"{universe['leveraged_or_inverse']} leveraged/inverse; scored {scores['scored']} ({scores['weights']})"
+    )
+    portfolio = defs.load_asset_value("target_portfolio", partition_key=day)
+    print(
+        f"Target portfolio ({target['optimizer']}, {target['positions']} positions, HHI {target['hhi']:.4f}, "
+        f"expected vol {target['expected_volatility']:.1%}), top 10:"
+    )
+    for symbol, weight, name in portfolio.head(10).select("symbol", "weight", "name").iter_rows():
+        print(f"  {symbol:<6} {weight:6.1%}  {name}")
+    print(
+        f"Walk-forward backtest {backtest['start']}..{day} ({backtest['rebalance_frequency']}, no look-ahead): "
+        f"CAGR {backtest['cagr']:.1%}  Sharpe {backtest['sharpe']:.2f}  Sortino {backtest['sortino']:.2f}  "
+        f"max DD {backtest['max_drawdown']:.1%}  vol {backtest['volatility']:.1%}  total {backtest['total_return']:.1%}  "
+        f"rebalances {backtest['rebalances']:.0f} (+{backtest['initial_allocations']:.0f} initial)  "
+        f"stops {backtest['stop_losses']:.0f}  win rate {backtest['win_rate']:.0%}"
+    )
+    print(
+        f"Trade plan vs the {plan['broker']} broker (account {plan['account']}, NLV ${plan['net_liquidation']:,.0f}): "
+        f"{plan['trades']} trades, buys ${plan['buys_usd']:,.0f}, sells ${plan['sells_usd']:,.0f}, "
+        f"cash after ${plan['cash_after']:,.0f} ({plan['mode']})"
+    )
+    print("  execute_trades ran dry: nothing placed. To place orders, launch execute_trades with live: true.")
+
+
 def main() -> None:
     settings = load_settings()
     parts = DomainPartitions(settings.market_data)
@@ -52,6 +113,7 @@ def main() -> None:
         squeeze = defs.load_asset_value("squeeze_scores", partition_key=lending[-1], instance=instance)
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
+        etf_day = run_etf(instance, settings)
     lake = Lake(settings.storage)
     print("\nCoverage by tier:")
     for tier, count in report.group_by("tier").len().sort("tier").iter_rows():
@@ -70,11 +132,13 @@ def main() -> None:
         print(
             f"  {row['factor']:<17} mean IC {row['mean_ic']:+.3f}  t {row['t_stat']:+6.2f}  hit {row['hit_rate']:.0%}"
         )
+    show_etf(instance_metadata(etf_day), etf_day)
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
         "lending_snapshots", "lending_factors", "extended_lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
-        "daily_digest",
+        "daily_digest", "etf_universe", "etf_prices", "etf_price_history", "etf_factor_scores",
+        "target_portfolio", "portfolio_backtest", "trade_plan", "trade_executions",
     ):  # fmt: skip
         print(f"  {asset:<24} {lake.uri(asset)}")
     print(f"  {'heatmap':<24} {lake.uri('coverage_report/heatmap.png')}")

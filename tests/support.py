@@ -62,9 +62,7 @@ def materialise_etf(defs: dg.Definitions, instance, day: date) -> None:
 
 def run_universe(defs: dg.Definitions, instance, day: date, ok: bool = True):
     """Materialise ``etf_universe`` alone for ``day``."""
-    universe = dg.define_asset_job("etf_universe_only", selection=["etf_universe"])
-    location = dg.Definitions.merge(defs, dg.Definitions(jobs=[universe]))
-    return run_job(location, instance, "etf_universe_only", {"dagster/partition": day.isoformat()}, ok=ok)
+    return run_job(defs, instance, "etf_universe_job", {"dagster/partition": day.isoformat()}, ok=ok)
 
 
 def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):

@@ -1,5 +1,7 @@
 """The ETF jobs and the daily schedules; ``execute_trades`` (defs/etf/execution.py) is never scheduled.
 
+- ``etf_universe_job``: the universe of a session (materialise it for the end of a history
+  backfill first);
 - ``etf_history_job``: prices and the research layout for a range of sessions in one run (the
   history backfill; it collects for the newest universe on or before the range's end).
 - ``etf_job``: one session end to end: universe, prices, research layout, scores, target
@@ -14,6 +16,7 @@ from finance_dag.platform.schedules import session_schedule
 GROUP = "etf"
 JOB = "etf_job"
 HISTORY_JOB = "etf_history_job"
+UNIVERSE_JOB = "etf_universe_job"
 PLAN_JOB = "trade_plan_job"
 SCHEDULE = "0 19 * * 1-5"  # 19:00 New York on weekdays: the day's closes are in
 PLAN_SCHEDULE = "30 19 * * 1-5"  # after the pipeline
@@ -21,6 +24,11 @@ PLAN_SCHEDULE = "30 19 * * 1-5"  # after the pipeline
 
 def build_jobs() -> list:
     return [
+        dg.define_asset_job(
+            UNIVERSE_JOB,
+            selection=dg.AssetSelection.assets("etf_universe"),
+            description="The ETF universe of a session from the directory and category files (before a history backfill).",
+        ),
         dg.define_asset_job(
             HISTORY_JOB,
             selection=dg.AssetSelection.assets("etf_prices", "etf_price_history"),
