@@ -235,14 +235,18 @@ class IbBroker:
         return self.connection.call(f"find order {client_order_id!r}", work)
 
     def fills(self, since: datetime | None = None) -> list[Fill]:
+        """Executions at or after ``since``, to the second: IB stamps executions (and filters
+        them) in whole seconds, so a fill in the same second as ``since`` is included."""
+        cutoff = since.replace(microsecond=0) if since else None
+
         async def work(ib: IB) -> list[Fill]:
             account = self._account_id(ib)
-            after = since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S") if since else ""
+            after = cutoff.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S") if cutoff else ""
             executions = await ib.reqExecutionsAsync(ExecutionFilter(acctCode=account, time=after))
             return [_fill(f) for f in executions]
 
         found = self.connection.call("executions", work)
-        return sorted((f for f in found if since is None or f.time >= since), key=lambda f: f.time)
+        return sorted((f for f in found if cutoff is None or f.time >= cutoff), key=lambda f: f.time)
 
     # ---- writes ------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> Order:
