@@ -11,6 +11,7 @@ SCRIPTS = [
     "benchmarks.bench_ui_backfill",
     "benchmarks.bench_lending",
     "benchmarks.bench_lending_backfill",
+    "benchmarks.bench_etf",
 ]
 
 
