@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import threading
@@ -208,3 +209,13 @@ def stacked_bars_png(frame: pl.DataFrame, label: str, parts: dict[str, str], tit
         if key not in _FIGURES:
             _FIGURES[key] = _StackedBars(key[0], len(names))
         return _FIGURES[key].png(names, values, title)
+
+
+def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI, so an image travels inside metadata, markdown or HTML."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
+def png_markdown(alt: str, png: bytes) -> str:
+    """Markdown showing ``png`` inline (the Dagster UI renders it in metadata)."""
+    return f"![{alt}]({png_data_uri(png)})"

@@ -10,14 +10,13 @@ numbers (never fixed strings).
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from finance_dag.core.reports import html_table, markdown_table, stacked_bars_png
+from finance_dag.core.reports import html_table, markdown_table, png_data_uri, stacked_bars_png
 from finance_dag.lending.squeeze import LABELS
 
 TOP = 10
@@ -124,7 +123,7 @@ def daily_digest(day: date, today: Day, before: Day | None, squeeze: pl.DataFram
         {f"{c}_contrib": label for c, label in LABELS.items()},
         f"What drives the top {TOP} SSR v4 scores on {day} (contributions, z units)",
     )
-    image = f"data:image/png;base64,{base64.b64encode(plot).decode()}"
+    image = png_data_uri(plot)
     sections = [
         ("Market summary", summary),
         (f"Top {TOP} squeeze candidates (SSR v4)", top),

@@ -42,8 +42,9 @@ class Vendor:
     what: str = ""
 
 
-def _env(*names: str) -> dict[str, dg.EnvVar]:
-    return {name: dg.EnvVar(name) for name in names}
+def alpaca_data() -> AlpacaResource:
+    """Alpaca market data with its keys read through EnvVar (minute bars and daily bars)."""
+    return AlpacaResource(api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY"))
 
 
 VENDORS: tuple[Vendor, ...] = (
@@ -53,9 +54,7 @@ VENDORS: tuple[Vendor, ...] = (
     ),
     Vendor(
         "alpaca", "bars", "prod", "alpaca_api", ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
-        lambda: AlpacaResource(
-            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
-        ),
+        alpaca_data,
         "Alpaca market data (alpaca-py), primary",
     ),
     Vendor(
@@ -73,9 +72,7 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor("ib", "daily", "prod", "ib_api", (), IbResource, "IB historical daily bars (ib_async), primary"),
     Vendor(
         "alpaca", "daily", "prod", "alpaca_api", ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
-        lambda: AlpacaResource(
-            api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY")
-        ),
+        alpaca_data,
         "Alpaca daily bars and corporate actions (alpaca-py), fallback",
     ),
     Vendor("yahoo", "daily", "prod", "yahoo_api", (), YahooResource, "Yahoo daily bars and actions (yfinance), fallback"),

@@ -6,7 +6,6 @@ rebalance with ``finance_dag.etf.strategy.decide`` on prices up to that date onl
 ``target_portfolio`` applies today.
 """
 
-import base64
 from datetime import UTC, date, datetime
 from typing import get_args
 
@@ -119,10 +118,6 @@ EQUITY_COLUMNS = {
     "invested": "Positions at the close, USD.",
     "drawdown": "Equity / running peak - 1 (the initial capital is the first peak).",
 }
-
-
-def png_markdown(title: str, png: bytes) -> str:
-    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.AssetsDefinition]):
@@ -248,13 +243,13 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                         "rebalance_frequency": config.rebalance_frequency,
                         "metrics": dg.MetadataValue.md(markdown_table(metrics)),
                         "equity_curve": dg.MetadataValue.md(
-                            png_markdown(
+                            reports.png_markdown(
                                 "equity",
                                 reports.line_chart_png(curve, "date", "value", "series", "Equity, USD"),
                             )
                         ),
                         "drawdown_plot": dg.MetadataValue.md(
-                            png_markdown(
+                            reports.png_markdown(
                                 "drawdown",
                                 reports.line_chart_png(drawdown, "date", "value", "series", "Drawdown"),
                             )

@@ -4,7 +4,6 @@
 ~1,000 names, history window). Formulas: ``finance_dag.lending.factors`` and docs/lending.md.
 """
 
-import base64
 from datetime import date, timedelta
 
 import dagster as dg
@@ -411,9 +410,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 "preview": dg.MetadataValue.md(markdown_table(summary)),
                 "quantile_returns_bcs_5d": dg.MetadataValue.md(markdown_table(quantiles)),
                 "correlated_pairs": dg.MetadataValue.md(markdown_table(pairs)),
-                "rolling_ic": dg.MetadataValue.md(
-                    f"![rolling IC](data:image/png;base64,{base64.b64encode(png).decode()})"
-                ),
+                "rolling_ic": dg.MetadataValue.md(reports.png_markdown("rolling IC", png)),
             },
         )
 
