@@ -201,3 +201,25 @@ def test_a_broker_failing_while_the_plan_is_built_writes_no_state(tmp_path):
     with pytest.raises(AssertionError, match="trade plan for 2024-11-29 not written"):
         materialise_etf(defs, instance, DAY)
     assert not Lake(root).exists(f"{PLAN}/portfolio_state.json")
+
+
+def test_strategy_parameters_out_of_range_fail_naming_them(pipeline):
+    defs, instance, root = pipeline
+    job = defs.resolve_job_def("etf_job").get_subset(
+        asset_selection={dg.AssetKey("portfolio_backtest"), dg.AssetKey("target_portfolio")}
+    )
+
+    def failure(asset: str, config: dict) -> str:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=KEY,
+            run_config={"ops": {asset: {"config": config}}},
+            raise_on_error=False,
+        )
+        return "\n".join(failure_messages(result))
+
+    early = failure("portfolio_backtest", {"start": "2024-01-02"})
+    assert "the backtest start 2024-01-02 has 84 sessions of prices up to it; the scores need 253" in early
+    assert "optimizer 'sharpe' is not one of mvo, rankbased, minvar" in failure(
+        "target_portfolio", {"optimizer": "sharpe"}
+    )

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import get_args
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from finance_dag.backtest import engine
@@ -212,6 +213,16 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                     continue
                 if inputs.day <= start:
                     writer.fail(key, [f"the backtest starts {start}: pick an as-of session after it"])
+                    continue
+                history = int((inputs.panel.dates <= np.datetime64(start)).sum())
+                if history <= MIN_HISTORY:
+                    writer.fail(
+                        key,
+                        [
+                            f"the backtest start {start} has {history} sessions of prices up to it; the scores "
+                            f"need {MIN_HISTORY + 1}: start on or after {default_start} or backfill etf_prices earlier"
+                        ],
+                    )
                     continue
                 schedule = engine.rebalance_dates(
                     inputs.panel.dates,
