@@ -7,7 +7,9 @@ date, so a score at t never sees a price after t.
 - ``total_return_panel``: raw daily rows (``DAILY_PRICE_SCHEMA``) → a sessions × symbols matrix
   of total-return index values, from ``(close * split_ratio + dividend) / previous close``
   (splits and dividends applied point in time, nothing back-adjusted); NaN where a symbol has
-  no row (before listing, or a missing session).
+  no row (before listing, or a missing session). The index starts at the first raw close, so it
+  reads as dollars (the price with dividends reinvested since the first row) and depends only on
+  the past: a backtest's share counts and fills never use a later price.
 - ``quality_filter``: the reason a symbol cannot be scored on the as-of date, for every one of
   them — no prices, too short (fewer than ``MIN_HISTORY`` sessions), stale (no price for more
   than ``STALE_DAYS`` sessions, or more than ``MAX_FLAT_SHARE`` of the window without a price
@@ -97,7 +99,9 @@ def total_return_panel(rows: pl.DataFrame, sessions: Sequence[date] | None = Non
         / pl.col("close").shift(1).over("symbol")
     ).fill_null(1.0)
     indexed = rows.sort("date").select(
-        "date", column=pl.col("symbol").rank("dense") - 1, tr=growth.cum_prod().over("symbol")
+        "date",
+        column=pl.col("symbol").rank("dense") - 1,
+        tr=(pl.col("close").first() * growth.cum_prod()).over("symbol"),
     )
     days = rows["date"].unique().sort().to_numpy() if sessions is None else list(sessions)
     days = np.asarray(days, dtype="datetime64[D]")

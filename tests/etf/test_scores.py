@@ -181,9 +181,9 @@ def test_total_return_applies_a_2_for_1_split_and_a_dividend_on_their_day():
     assert panel.dates.tolist() == d[:4]
     x = [1.0, 102 / 100, 102 / 100 * (51.5 * 2) / 102, 102 / 100 * (51.5 * 2) / 102 * (51 + 1) / 51.5]
     assert x == pytest.approx([1.0, 1.02, 1.03, 1.04])
-    np.testing.assert_allclose(panel.prices[:, 0], x)
-    np.testing.assert_allclose(panel.prices[:, 1], [1.0, np.nan, 1.1, 1.1])
-    np.testing.assert_allclose(panel.prices[:, 2], [np.nan, np.nan, 1.0, 1.05])
+    np.testing.assert_allclose(panel.prices[:, 0], 100.0 * np.array(x))  # from the first close, $100
+    np.testing.assert_allclose(panel.prices[:, 1], [10.0, np.nan, 11.0, 11.0])
+    np.testing.assert_allclose(panel.prices[:, 2], [np.nan, np.nan, 20.0, 21.0])
 
 
 def test_total_return_on_given_sessions_leaves_a_session_without_rows_empty():
@@ -191,7 +191,7 @@ def test_total_return_on_given_sessions_leaves_a_session_without_rows_empty():
     rows = daily_rows([(d[0], "X", 10.0, 1.0, 0.0), (d[2], "X", 12.0, 1.0, 0.0), (d[3], "X", 6.3, 2.0, 0.0)])
     panel = total_return_panel(rows, sessions=d[:5])
     assert panel.dates.tolist() == d[:5]
-    np.testing.assert_allclose(panel.prices[:, 0], [1.0, np.nan, 1.2, 1.26, np.nan])
+    np.testing.assert_allclose(panel.prices[:, 0], [10.0, np.nan, 12.0, 12.6, np.nan])
 
 
 # ---- quality filter ---------------------------------------------------------------------------

@@ -240,8 +240,18 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                 folder = writer.path(key).removesuffix(".parquet")
                 for name in ("weights", "trades", "stops"):
                     lake.lake.write_parquet(f"{folder}/{name}.parquet", getattr(result, name))
-                curve = result.equity.select("date", value="equity", series=pl.lit("equity"))
-                drawdown = result.equity.select("date", value="drawdown", series=pl.lit("drawdown"))
+                plots = {
+                    name: reports.line_chart_png(
+                        result.equity.select("date", value=name, series=pl.lit(name)),
+                        "date",
+                        "value",
+                        "series",
+                        title,
+                    )
+                    for name, title in (("equity", "Equity, USD"), ("drawdown", "Drawdown"))
+                }
+                for name, png in plots.items():
+                    lake.lake.write_bytes(f"{folder}/{name}.png", png)
                 metrics = pl.DataFrame(
                     {"metric": list(result.metrics), "value": list(result.metrics.values())}
                 )
@@ -253,17 +263,9 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
                         "start": str(start),
                         "rebalance_frequency": config.rebalance_frequency,
                         "metrics": dg.MetadataValue.md(markdown_table(metrics)),
-                        "equity_curve": dg.MetadataValue.md(
-                            reports.png_markdown(
-                                "equity",
-                                reports.line_chart_png(curve, "date", "value", "series", "Equity, USD"),
-                            )
-                        ),
+                        "equity_curve": dg.MetadataValue.md(reports.png_markdown("equity", plots["equity"])),
                         "drawdown_plot": dg.MetadataValue.md(
-                            reports.png_markdown(
-                                "drawdown",
-                                reports.line_chart_png(drawdown, "date", "value", "series", "Drawdown"),
-                            )
+                            reports.png_markdown("drawdown", plots["drawdown"])
                         ),
                         "stop_loss_events": dg.MetadataValue.md(markdown_table(result.stops.head(30))),
                         "tables": dg.MetadataValue.path(lake.lake.uri(folder)),
