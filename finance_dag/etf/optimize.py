@@ -37,10 +37,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import cvxpy as cp
 import numpy as np
-from scipy import stats
-from sklearn.covariance import LedoitWolf
+
+# cvxpy, scikit-learn and scipy.stats cost about 0.7 s to import: they are imported where they
+# are used, so loading the code location (which imports this module for code versions) stays fast.
 
 __all__ = ["RISK_AVERSION", "Allocation", "Method", "optimize", "shrunk_covariance"]
 
@@ -81,6 +81,8 @@ def shrunk_covariance(returns: np.ndarray) -> np.ndarray | None:
     mean = np.nanmean(np.where(observed[:, informative], returns[:, informative], np.nan), axis=0)
     centred = np.where(observed[:, informative], returns[:, informative] - mean, 0.0)
     centred *= np.sqrt(returns.shape[0] / count[informative])
+    from sklearn.covariance import LedoitWolf
+
     known = LedoitWolf(assume_centered=True).fit(centred).covariance_ * _YEAR
     sigma = np.diag(np.full(returns.shape[1], np.mean(np.diag(known))))
     sigma[np.ix_(informative, informative)] = known
@@ -89,6 +91,8 @@ def shrunk_covariance(returns: np.ndarray) -> np.ndarray | None:
 
 def _rank_weights(scores: np.ndarray, low: float, high: float) -> np.ndarray:
     """``clip(c · rank, low, high)`` with the scale ``c`` that makes the weights sum to 1."""
+    from scipy import stats
+
     rank = stats.rankdata(scores)  # average ranks for ties, 1 = lowest
     breaks = np.unique(np.concatenate((low / rank, high / rank)))
     totals = np.clip(np.outer(breaks, rank), low, high).sum(axis=1)  # non-decreasing in c
@@ -104,6 +108,8 @@ def _solve(
     method: str, scores: np.ndarray, sigma: np.ndarray, low: float, high: float, aversion: float
 ) -> np.ndarray | None:
     """The convex problem for ``mvo`` or ``minvar``; None when the solver does not deliver."""
+    import cvxpy as cp
+
     values, vectors = np.linalg.eigh(sigma)
     factor = vectors * np.sqrt(np.clip(values, 0.0, None))  # Σ = F Fᵀ, PSD by construction
     w = cp.Variable(scores.size)
