@@ -66,6 +66,9 @@ def test_prices_are_stored_per_session_and_unserved_etfs_are_excluded_with_the_r
     day = lake.read_parquet(f"etf_prices/date={KEY}.parquet")
     assert day["date"].unique().to_list() == [DAY] and day["symbol"].is_unique().all()
     assert metadata(instance, "etf_prices")["unserved_symbols"] > 0
+    rebuilt = metadata(instance, "etf_price_history")["rebuilt"]  # the day's run: its year only
+    assert "| 2024 |" in rebuilt and "| 2023 |" not in rebuilt
+    assert lake.exists("etf_price_history/year=2023.parquet")
     scores = lake.read_parquet(f"etf_factor_scores/date={KEY}.parquet")
     unserved = set(lake.read_parquet(f"etf_prices_unserved/date={KEY}.parquet")["symbol"])
     reasons = dict(scores.select("symbol", "reason").iter_rows())
