@@ -15,6 +15,7 @@ from finance_dag.market_data.bars import FetchResult, ny_date
 from finance_dag.market_data.daily import DailyFetch
 from finance_dag.sim import SIM_VENDORS, SimulatedMarket
 from finance_dag.sim.alt_data import SimulatedAltData
+from finance_dag.sim.equities import SimulatedEquityMarket
 from finance_dag.sim.etf import SimulatedEtfMarket
 from finance_dag.sim.macro import SimulatedMacro
 
@@ -110,3 +111,10 @@ class SimulatedDaily:
         failures = {s: "sim_daily: HTTP 503 (injected failure)" for s in symbols if s in self.failing}
         failures |= {s: f"sim_daily: no data for {s} from {start} to {end}" for s in asked if s not in served}
         return DailyFetch(prices, failures)
+
+
+@lru_cache(maxsize=2)
+def shared_equity_market(seed: int) -> SimulatedEquityMarket:
+    """One simulated equity universe per seed and process: it is generated once (seconds, a few
+    hundred MB), then serves every risk asset and request."""
+    return SimulatedEquityMarket(seed)
