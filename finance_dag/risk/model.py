@@ -36,8 +36,9 @@ weights ``w = √cap`` (cap of t−1), i.e. minimising ``Σ w·e²``. The sector
 (an intercept), so the sector returns are constrained to a cap-weighted sum of zero,
 ``Σ_s c_s f_s = 0`` with ``c_s`` the sector's share of the cap. It is solved by
 re-parameterisation: the largest sector ``K`` is ``f_K = −Σ_{s≠K} (c_s / c_K) f_s``, an ordinary
-least-squares problem in the remaining sectors (``numpy.linalg.lstsq`` on √w-scaled rows), so
-the constraint holds exactly. Names with any missing exposure, sector, cap or return are left
+least-squares problem in the remaining sectors on √w-scaled rows, solved through its normal
+equations (``lstsq`` of the small k × k system: minimum-norm if a column is degenerate), so the
+constraint holds exactly. Names with any missing exposure, sector, cap or return are left
 out and counted. ``r2`` is the weighted R², ``1 − Σ w e² / Σ w (r − r̄_w)²``.
 
 **Covariance** (``factor_covariance``): exponentially weighted over sessions with weights
@@ -197,15 +198,15 @@ def descriptors_range(
         "_n_ret": n_ret,
         "_n_turn": n_turn,
     }
-    listed = grid.listed[at]
+    row, col = np.nonzero(grid.listed[at])
     frame = pl.DataFrame(
         {
-            "date": np.repeat(grid.sessions[at], listed.sum(axis=1)),
-            "symbol": np.broadcast_to(np.array(grid.symbols, dtype=object), listed.shape)[listed],
-            **{name: values[listed] for name, values in columns.items()},
+            "date": pl.Series(grid.sessions[at][row]).cast(pl.Date),
+            "symbol": grid.symbols.gather(col),
+            **{name: values[row, col] for name, values in columns.items()},
         },
         nan_to_null=True,
-    ).with_columns(pl.col("date").cast(pl.Date), pl.col("symbol").cast(pl.String))
+    )
     frame = _join_fundamentals(frame, fundamentals).with_columns(value=pl.col("book_value") / pl.col("cap"))
     return frame.with_columns(missing_reason=_reasons()).select(
         "date", "symbol", "cap", "sector", *FACTORS, "missing_reason"
@@ -279,7 +280,12 @@ def factor_returns(
     ``exposures_prev`` (``symbol``, ``styles``, ``sector``, ``cap`` of the previous session);
     see the module docstring for the weights and the sector constraint."""
     joined = returns_t.select("symbol", "ret").join(exposures_prev, on="symbol", how="left")
-    return _cross_section(joined, list(styles))
+    section = _cross_section(joined, list(styles))
+    if section is None:
+        raise ValueError(
+            f"too few of {joined.height} names have every exposure to fit {len(styles)} styles and the sectors"
+        )
+    return section
 
 
 def factor_returns_range(
@@ -288,7 +294,9 @@ def factor_returns_range(
     """``factor_returns`` for every date of ``returns`` (``date``, ``symbol``, ``ret``) that has
     an earlier date in ``exposures`` (``date``, ``symbol``, ``styles``, ``sector``, ``cap``):
     each session's returns meet the latest exposures strictly before it. Loops over dates (one
-    least-squares solve each), never over stocks."""
+    least-squares solve each), never over stocks. A date with no more complete names than
+    parameters (e.g. before a beta has 100 observations) gets no factor returns; ``stats``
+    still lists it with ``used`` 0."""
     styles = list(styles)
     exposure_days = exposures.select(pl.col("date").unique().sort().alias("exposure_date"))
     dated = (
@@ -309,16 +317,25 @@ def factor_returns_range(
     rows, residuals, stats = [], [], []
     for (day,), frame in joined.partition_by("date", as_dict=True, maintain_order=True).items():
         section = _cross_section(frame, styles)
+        if section is None:
+            stats.append({"date": day, "r2": None, "used": 0, "left_out": frame.height})
+            continue
         rows.append({"date": day, **section.factor_returns})
         residuals.append(section.residuals.select(pl.lit(day).alias("date"), pl.all()))
         stats.append(
             {"date": day, "r2": section.r2, "used": section.residuals.height, "left_out": section.left_out}
         )
     if not rows:
-        raise ValueError("no date of returns has exposures on an earlier date")
+        raise ValueError("no date of returns has enough names with exposures on an earlier date")
     sectors = sorted({k for row in rows for k in row} - {"date", *styles})
     table = pl.DataFrame(rows, schema={"date": pl.Date, **dict.fromkeys([*styles, *sectors], pl.Float64)})
-    return FactorReturns(table, pl.concat(residuals), pl.DataFrame(stats).sort("date"))
+    return FactorReturns(
+        table,
+        pl.concat(residuals),
+        pl.DataFrame(
+            stats, schema={"date": pl.Date, "r2": pl.Float64, "used": pl.Int64, "left_out": pl.Int64}
+        ),
+    )
 
 
 def factor_covariance(factor_returns: pl.DataFrame, half_life: float = HALF_LIFE) -> np.ndarray:
@@ -385,7 +402,7 @@ class _Grid:
     """``prices`` laid on a sessions × symbols matrix, trimmed to the lookback of ``at``."""
 
     sessions: np.ndarray  # datetime64[D], ascending
-    symbols: tuple[str, ...]
+    symbols: pl.Series  # sorted
     close: np.ndarray
     volume: np.ndarray
     shares: np.ndarray
@@ -402,11 +419,11 @@ class _Grid:
             raise ValueError(f"days must be sessions of prices; not: {wanted[rows < 0][:5].tolist()}")
         sessions = sessions[max(rows[0] - _LOOKBACK, 0) : rows[-1] + 1]
         window = prices.filter(pl.col("date").is_between(sessions[0].item(), sessions[-1].item()))
-        if window.select("date", "symbol").is_duplicated().any():
-            raise ValueError("prices has duplicate (date, symbol) rows")
+        codes = window.select(
+            row=pl.col("date").rank("dense") - 1, col=pl.col("symbol").rank("dense") - 1
+        )  # the window holds every session in it, so a date's dense rank is its row
+        row, col = codes["row"].to_numpy(), codes["col"].to_numpy()
         symbols = window["symbol"].unique().sort()
-        row = _locate(sessions, window["date"].to_numpy().astype("datetime64[D]"))
-        col = np.searchsorted(symbols.to_numpy(), window["symbol"].to_numpy())
         shape = (len(sessions), len(symbols))
 
         def matrix(name: str) -> np.ndarray:
@@ -416,6 +433,8 @@ class _Grid:
 
         listed = np.zeros(shape, dtype=bool)
         listed[row, col] = True
+        if listed.sum() != window.height:
+            raise ValueError("prices has duplicate (date, symbol) rows")
         close = matrix("close")
         close[~(close > 0)] = np.nan
         proxy = np.full(len(sessions), np.nan)
@@ -424,7 +443,7 @@ class _Grid:
         proxy[~(proxy > 0)] = np.nan
         at = _locate(sessions, wanted)
         return cls(
-            sessions, tuple(symbols), close, matrix("volume"), matrix("shares_outstanding"), listed, proxy, at
+            sessions, symbols, close, matrix("volume"), matrix("shares_outstanding"), listed, proxy, at
         )
 
 
@@ -455,7 +474,11 @@ def _join_fundamentals(frame: pl.DataFrame, fundamentals: pl.DataFrame) -> pl.Da
     wanted = ["symbol", "book_value"] + (["sector"] if "sector" in fundamentals.columns else [])
     if "date" in fundamentals.columns:
         joined = frame.sort("date").join_asof(
-            fundamentals.select("date", *wanted).sort("date"), on="date", by="symbol", strategy="backward"
+            fundamentals.select("date", *wanted).sort("date"),
+            on="date",
+            by="symbol",
+            strategy="backward",
+            check_sortedness=False,  # both sides are sorted by date just above
         )
     else:
         joined = frame.join(fundamentals.select(wanted), on="symbol", how="left")
@@ -507,18 +530,20 @@ def _reasons() -> pl.Expr:
     return pl.when(joined != "").then(joined)
 
 
-def _cross_section(joined: pl.DataFrame, styles: list[str]) -> CrossSection:
+def _cross_section(joined: pl.DataFrame, styles: list[str]) -> CrossSection | None:
     """The WLS of ``ret`` on ``styles`` and sector dummies over the complete rows of ``joined``
     (``symbol``, ``ret``, ``styles``, ``sector``, ``cap``), sector returns constrained to a
-    cap-weighted sum of 0 by re-parameterisation (module docstring)."""
+    cap-weighted sum of 0 by re-parameterisation (module docstring); None when there are no
+    more complete rows than parameters."""
     needed = ["ret", *styles, "sector", "cap"]
     complete = joined.filter(
         pl.all_horizontal(pl.col(needed).is_not_null()) & pl.all_horizontal(pl.col(styles).is_not_nan())
     ).filter(pl.col("cap") > 0)
-    sectors, code = np.unique(complete["sector"].to_numpy().astype(str), return_inverse=True)
+    sectors = complete["sector"].unique().sort().to_list()
+    code = (complete["sector"].rank("dense") - 1).to_numpy()
     n_params = len(styles) + len(sectors) - 1
     if complete.height <= n_params:
-        raise ValueError(f"{complete.height} names with every exposure, need more than {n_params} parameters")
+        return None
     ret = complete["ret"].cast(pl.Float64).to_numpy()
     cap = complete["cap"].cast(pl.Float64).to_numpy()
     style = complete.select(styles).to_numpy().astype(float)
@@ -534,12 +559,13 @@ def _cross_section(joined: pl.DataFrame, styles: list[str]) -> CrossSection:
     design = np.hstack([style, dummies @ constraint])
     weight = np.sqrt(cap)
     root = np.sqrt(weight)
-    theta = np.linalg.lstsq(design * root[:, None], ret * root, rcond=None)[0]
+    scaled = design * root[:, None]
+    theta = np.linalg.lstsq(scaled.T @ scaled, scaled.T @ (ret * root), rcond=None)[0]
     coefficients = np.concatenate([theta[: len(styles)], constraint @ theta[len(styles) :]])
     residual = ret - np.hstack([style, dummies]) @ coefficients
     mean = weight @ ret / weight.sum()
     r2 = 1.0 - float(weight @ residual**2) / float(weight @ (ret - mean) ** 2)
-    names = [*styles, *sectors.tolist()]
+    names = [*styles, *sectors]
     return CrossSection(
         dict(zip(names, coefficients.tolist(), strict=True)),
         pl.DataFrame({"symbol": complete["symbol"], "specific_return": residual}),
