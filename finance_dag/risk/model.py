@@ -125,14 +125,17 @@ class RiskModel:
 
     def exposure_matrix(self, symbols: Sequence[str]) -> np.ndarray:
         """Rows of exposures (styles, then 0/1 sector dummies) for ``symbols`` in ``factors``
-        order; a row is NaN where the symbol has no row or any missing style exposure."""
+        order; a row is NaN where the symbol has no row, a missing style exposure or no sector of
+        the model."""
         styles = [f for f in self.factors if f in FACTORS]
         sectors = self.factors[len(styles) :]
-        rows = pl.DataFrame({"symbol": list(symbols)}).join(self.exposures, on="symbol", how="left")
+        rows = pl.DataFrame({"symbol": list(symbols)}).join(
+            self.exposures, on="symbol", how="left", maintain_order="left"
+        )
         style = rows.select(styles).to_numpy().astype(float)
         dummies = (rows["sector"].to_numpy()[:, None] == np.array(sectors, dtype=object)).astype(float)
         matrix = np.hstack([style, dummies])
-        matrix[np.isnan(style).any(axis=1)] = np.nan
+        matrix[np.isnan(style).any(axis=1) | (dummies.sum(axis=1) == 0)] = np.nan
         return matrix
 
 
@@ -214,7 +217,7 @@ def descriptors_range(
 
 
 def standardise(raw: pl.DataFrame, caps: pl.Series | Sequence[float] | np.ndarray) -> pl.DataFrame:
-    """``raw`` with each of ``STANDARDISED`` winsorised at mean ± 3 std and standardised to a
+    """``raw`` with each of ``STANDARDISED`` winsorised at mean ± 3 std (ddof=0) and standardised to a
     cap-weighted mean 0 and an equal-weighted std 1, per ``date`` when ``raw`` has one (else the
     whole frame is one cross-section). ``caps`` is aligned with ``raw``'s rows; a null cap
     keeps the name out of the weighted mean only. ``market`` and other columns are unchanged."""
@@ -279,7 +282,9 @@ def factor_returns(
     """One session's cross-sectional WLS of ``returns_t`` (``symbol``, ``ret``) on
     ``exposures_prev`` (``symbol``, ``styles``, ``sector``, ``cap`` of the previous session);
     see the module docstring for the weights and the sector constraint."""
-    joined = returns_t.select("symbol", "ret").join(exposures_prev, on="symbol", how="left")
+    joined = returns_t.select("symbol", "ret").join(
+        exposures_prev, on="symbol", how="left", maintain_order="left"
+    )
     section = _cross_section(joined, list(styles))
     if section is None:
         raise ValueError(
@@ -312,7 +317,10 @@ def factor_returns_range(
         .drop_nulls("exposure_date")
     )
     joined = dated.join(
-        exposures.rename({"date": "exposure_date"}), on=["exposure_date", "symbol"], how="left"
+        exposures.rename({"date": "exposure_date"}),
+        on=["exposure_date", "symbol"],
+        how="left",
+        maintain_order="left",
     ).drop("exposure_date")
     rows, residuals, stats = [], [], []
     for (day,), frame in joined.partition_by("date", as_dict=True, maintain_order=True).items():
