@@ -34,7 +34,7 @@ SIMULATED_POOL = "simulated_market"
 @dataclass(frozen=True)
 class Vendor:
     name: str
-    kind: str  # "bars" (minute bars), "daily" (daily prices), "macro" (macro series), "broker"
+    kind: str  # "bars" (minute), "daily" (prices), "macro" (series), "fundamentals", "broker"
     environment: str  # "sim" or "prod": the environment whose default chain includes it
     pool: str
     credentials: tuple[str, ...] = ()
@@ -45,6 +45,11 @@ class Vendor:
 def alpaca_data() -> AlpacaResource:
     """Alpaca market data with its keys read through EnvVar (minute bars and daily bars)."""
     return AlpacaResource(api_key=dg.EnvVar("ALPACA_API_KEY"), secret_key=dg.EnvVar("ALPACA_SECRET_KEY"))
+
+
+def alpha_vantage() -> AlphaVantageResource:
+    """Alpha Vantage with its key read through EnvVar (intraday bars and company fundamentals)."""
+    return AlphaVantageResource(api_key=dg.EnvVar("ALPHAVANTAGE_API_KEY"))
 
 
 VENDORS: tuple[Vendor, ...] = (
@@ -59,7 +64,7 @@ VENDORS: tuple[Vendor, ...] = (
     ),
     Vendor(
         "alphavantage", "bars", "prod", "alphavantage_api", ("ALPHAVANTAGE_API_KEY",),
-        lambda: AlphaVantageResource(api_key=dg.EnvVar("ALPHAVANTAGE_API_KEY")),
+        alpha_vantage,
         "Alpha Vantage intraday (alpha_vantage), fallback",
     ),
     Vendor("yahoo", "bars", "prod", "yahoo_api", (), YahooResource, "Yahoo 1-minute (yfinance), fallback"),
@@ -67,6 +72,11 @@ VENDORS: tuple[Vendor, ...] = (
         "fred", "macro", "prod", "fred_api", ("FRED_API_KEY",),
         lambda: FredResource(api_key=dg.EnvVar("FRED_API_KEY")),
         "FRED macro series (fredapi)",
+    ),
+    Vendor(
+        "alphavantage", "fundamentals", "prod", "alphavantage_api", ("ALPHAVANTAGE_API_KEY",),
+        alpha_vantage,
+        "Alpha Vantage company overview (alpha_vantage), fundamentals and classification",
     ),
     Vendor("sim_daily", "daily", "sim", SIMULATED_POOL, what="simulated ETF daily prices (no data for some ETFs)"),
     Vendor("ib", "daily", "prod", "ib_api", (), IbResource, "IB historical daily bars (ib_async), primary"),

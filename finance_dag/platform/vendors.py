@@ -19,9 +19,10 @@ from finance_dag.sim.macro import MACRO_SERIES
 if TYPE_CHECKING:
     from finance_dag.brokers.alpaca import AlpacaBroker
     from finance_dag.brokers.ib import IbBroker
-    from finance_dag.core.http import RetryPolicy
+    from finance_dag.core.http import RateLimiter, RetryPolicy
     from finance_dag.market_data.vendors.alpaca import AlpacaBars
     from finance_dag.market_data.vendors.alpha_vantage import AlphaVantageBars
+    from finance_dag.market_data.vendors.alpha_vantage_fundamentals import AlphaVantageFundamentals
     from finance_dag.market_data.vendors.fred import FredMacro
     from finance_dag.market_data.vendors.ib import IbDaily
     from finance_dag.market_data.vendors.yahoo import YahooBars
@@ -113,7 +114,8 @@ class AlpacaResource(VendorResource):
 
 
 class AlphaVantageResource(VendorResource):
-    """Alpha Vantage intraday (fallback): one request per symbol-month, throttle notes retried."""
+    """Alpha Vantage intraday (fallback): one request per symbol-month, throttle notes retried; and
+    company overviews (``fundamentals()``) on the same key, limiter and retry policy."""
 
     api_key: str = Field(default="", description='Give dg.EnvVar("ALPHAVANTAGE_API_KEY").')
     extended_hours: bool = True
@@ -128,25 +130,48 @@ class AlphaVantageResource(VendorResource):
         ),
     )
 
-    def _build(self) -> "AlphaVantageBars":
-        from finance_dag.core.http import shared_limiter
-        from finance_dag.market_data.vendors.alpha_vantage import AlphaVantageBars
+    _fundamentals: object = PrivateAttr(default=None)
 
-        require("AlphaVantageResource", ALPHAVANTAGE_API_KEY=self.api_key)
+    def _limiter(self) -> "RateLimiter":
+        """The plan's limiter, one per process, shared by the bars and the fundamentals adapter."""
+        from finance_dag.core.http import shared_limiter
+
         limits = ((self.requests_per_minute, 60.0),)
         if self.requests_per_day:
             limits += ((self.requests_per_day, 86_400.0),)
+        return shared_limiter("alphavantage", limits, self.max_limit_wait_s)
+
+    def _build(self) -> "AlphaVantageBars":
+        from finance_dag.market_data.vendors.alpha_vantage import AlphaVantageBars
+
+        require("AlphaVantageResource", ALPHAVANTAGE_API_KEY=self.api_key)
         return AlphaVantageBars(
             self.api_key,
             base_url=self.base_url,
             extended_hours=self.extended_hours,
             throttle_wait=self.throttle_wait_s,
             policy=self.policy(),
-            limiter=shared_limiter("alphavantage", limits, self.max_limit_wait_s),
+            limiter=self._limiter(),
         )
 
     def bars(self) -> "AlphaVantageBars":
         return self._shared()
+
+    def fundamentals(self) -> "AlphaVantageFundamentals":
+        """The company-overview adapter, built on first use (one per resource instance, so its
+        cache of overviews serves every call in a run)."""
+        from finance_dag.market_data.vendors.alpha_vantage_fundamentals import AlphaVantageFundamentals
+
+        if self._fundamentals is None:
+            require("AlphaVantageResource", ALPHAVANTAGE_API_KEY=self.api_key)
+            self._fundamentals = AlphaVantageFundamentals(
+                self.api_key,
+                base_url=self.base_url,
+                throttle_wait=self.throttle_wait_s,
+                policy=self.policy(),
+                limiter=self._limiter(),
+            )
+        return self._fundamentals
 
 
 class YahooResource(VendorResource):

@@ -1,4 +1,5 @@
-"""Fake Alpha Vantage query API: ``GET /query?function=TIME_SERIES_INTRADAY&month=YYYY-MM``.
+"""Fake Alpha Vantage query API: ``GET /query?function=TIME_SERIES_INTRADAY&month=YYYY-MM`` and
+``function=OVERVIEW``.
 
 Serves the full truth of ``SimulatedMarket.true_minute_bars`` for every session of the month
 (regular session only when ``extended_hours=false``), newest first, as naive US/Eastern
@@ -12,12 +13,20 @@ with one of AV's information bodies instead of data (texts as the real API words
 - ``"daily_quota"``: "... standard API rate limit is 25 requests per day ..." (``Information``,
   naming the key like the real one), for good until the day rolls
 - ``"premium"``: "This is a premium endpoint ..." (``Information``), for good
+
+``function=OVERVIEW`` answers from the ``fundamentals`` callable: given a symbol it returns AV
+fields (``{"Sector": "TECHNOLOGY", "SharesOutstanding": 15115800000, "BookValue": 3.767, ...}``)
+or None for a symbol AV does not know. The answer has every field of AV's overview in AV's
+order, values as strings the way AV sends them, ``"None"`` for a field not given or None; an
+unknown symbol (or no ``fundamentals`` at all) gets AV's empty ``{}``. The faults above apply.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -48,13 +57,35 @@ PREMIUM = (
     "endpoints"
 )
 
+# The fields of AV's company overview, in the order AV sends them.
+OVERVIEW_FIELDS = (
+    "Symbol", "AssetType", "Name", "Description", "CIK", "Exchange", "Currency", "Country", "Sector",
+    "Industry", "Address", "OfficialSite", "FiscalYearEnd", "LatestQuarter", "MarketCapitalization",
+    "EBITDA", "PERatio", "PEGRatio", "BookValue", "DividendPerShare", "DividendYield", "EPS",
+    "RevenuePerShareTTM", "ProfitMargin", "OperatingMarginTTM", "ReturnOnAssetsTTM",
+    "ReturnOnEquityTTM", "RevenueTTM", "GrossProfitTTM", "DilutedEPSTTM", "QuarterlyEarningsGrowthYOY",
+    "QuarterlyRevenueGrowthYOY", "AnalystTargetPrice", "AnalystRatingStrongBuy", "AnalystRatingBuy",
+    "AnalystRatingHold", "AnalystRatingSell", "AnalystRatingStrongSell", "TrailingPE", "ForwardPE",
+    "PriceToSalesRatioTTM", "PriceToBookRatio", "EVToRevenue", "EVToEBITDA", "Beta", "52WeekHigh",
+    "52WeekLow", "50DayMovingAverage", "200DayMovingAverage", "SharesOutstanding", "SharesFloat",
+    "PercentInsiders", "PercentInstitutions", "DividendDate", "ExDividendDate",
+)  # fmt: skip
+Fundamentals = Callable[[str], dict[str, Any] | None]
+
 
 class FakeAlphaVantage(FakeServer):
-    def __init__(self, market: SimulatedMarket, api_key: str | None = None, label_end: bool = False):
+    def __init__(
+        self,
+        market: SimulatedMarket,
+        api_key: str | None = None,
+        label_end: bool = False,
+        fundamentals: Fundamentals | None = None,
+    ):
         super().__init__()
         self.market = market
         self.api_key = api_key
         self.label_end = label_end
+        self.fundamentals = fundamentals
 
     def error_body(self, status: int, message: str) -> bytes:
         return f"<html><body><h1>{status}</h1>{message}</body></html>".encode()
@@ -73,6 +104,8 @@ class FakeAlphaVantage(FakeServer):
             return _json({"Information": PREMIUM})
         if self.api_key and q.get("apikey") != self.api_key:
             return _json({"Error Message": "the parameter apikey is invalid or missing."})
+        if q.get("function") == "OVERVIEW":
+            return _json(self.overview(q["symbol"]))
         if (q.get("function"), q.get("interval"), q.get("adjusted")) != (
             "TIME_SERIES_INTRADAY",
             "1min",
@@ -105,6 +138,14 @@ class FakeAlphaVantage(FakeServer):
             "6. Time Zone": "US/Eastern",
         }
         return _json({"Meta Data": meta, "Time Series (1min)": newest_first})
+
+    def overview(self, symbol: str) -> dict[str, str]:
+        """AV's OVERVIEW body for ``symbol``: every field as a string ("None" when absent), or ``{}``."""
+        given = self.fundamentals(symbol) if self.fundamentals else None
+        if given is None:
+            return {}
+        fields = dict.fromkeys(OVERVIEW_FIELDS) | {"Symbol": symbol} | given
+        return {name: "None" if value is None else str(value) for name, value in fields.items()}
 
 
 def eastern_labels(ts: np.ndarray, label_end: bool = False) -> list[str]:

@@ -19,17 +19,20 @@ covering 09:30-09:31 and maps to 14:30 UTC. Should the vendor ever label by inte
 
 The SDK builds the URL and parses the answer; the request itself goes through a session of
 ours (``_handle_api_call`` is overridden) for a timeout, the HTTP status and the base URL,
-which the SDK only has as a process-wide class attribute.
+which the SDK only has as a process-wide class attribute. That transport and the request
+rules above (``AlphaVantageTransport``, ``AlphaVantageAdapter``) are shared with the company
+overview adapter (``alpha_vantage_fundamentals``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
+from alpha_vantage.alphavantage import AlphaVantage
 from alpha_vantage.timeseries import TimeSeries
 
 from finance_dag.core import calendar
@@ -54,6 +57,7 @@ from finance_dag.market_data.vendors.common import fetch_result
 NAME = "alphavantage"
 PREMIUM_75 = ((75, 60.0),)  # plan with 75 requests per minute
 FREE_PLAN = ((5, 60.0), (25, 86_400.0))
+T = TypeVar("T")
 _FIELDS = {"1. open": "open", "2. high": "high", "3. low": "low", "4. close": "close", "5. volume": "volume"}
 
 
@@ -81,8 +85,14 @@ def information_error(text: str, throttle_wait: float) -> TransientError | Perma
     return QuotaExhausted(f"API information instead of data, not retried: {text}", 200)
 
 
-class _TimeSeries(TimeSeries):
-    """The SDK's TimeSeries with our transport: timeout, status check, throttle detection."""
+class AlphaVantageTransport(AlphaVantage):
+    """The SDK's request hook with our transport: timeout, base URL, status and refusal bodies.
+
+    Mixed in before an SDK class (``TimeSeries``, ``FundamentalData``), which builds the URL and
+    calls ``_handle_api_call``; this sends it through our session and turns AV's HTTP 200
+    ``Note``/``Information``/``Error Message`` bodies into our errors. ``check_data`` tells the
+    function's data from anything else.
+    """
 
     def __init__(self, key: str, session: RoutedSession, throttle_wait: float) -> None:
         super().__init__(key=key, output_format="json")
@@ -93,22 +103,79 @@ class _TimeSeries(TimeSeries):
         response = self._transport.get(url)
         check_response(response)
         body = parse_json(response.text)
-        if not isinstance(body, dict) or not body:
-            raise TransientError("empty JSON body", 200)
+        if not isinstance(body, dict):
+            raise TransientError(f"JSON body is a {type(body).__name__}, not an object", 200)
         for key in ("Note", "Information"):
             if key in body:
                 raise information_error(str(body[key]), self._throttle_wait)
         if "Error Message" in body:
             raise PermanentError(f"API error: {body['Error Message']}", 200)
-        if not any(k.startswith("Time Series") for k in body) or "Meta Data" not in body:
-            raise TransientError(f"malformed body: keys {sorted(body)[:5]}", 200)
+        self.check_data(body)
         return body
 
+    def check_data(self, body: dict[str, Any]) -> None:
+        """Raise ``TransientError``/``PermanentError`` unless ``body`` is this function's data."""
+        raise NotImplementedError
 
-class AlphaVantageBars:
-    """``BarSource`` for Alpha Vantage: one request per symbol-month, cached per instance."""
+
+class _TimeSeries(AlphaVantageTransport, TimeSeries):
+    """``TimeSeries`` answers must carry ``Meta Data`` and a ``Time Series (...)`` object."""
+
+    def check_data(self, body: dict[str, Any]) -> None:
+        if not body:
+            raise TransientError("empty JSON body", 200)
+        if not any(k.startswith("Time Series") for k in body) or "Meta Data" not in body:
+            raise TransientError(f"malformed body: keys {sorted(body)[:5]}", 200)
+
+
+class AlphaVantageAdapter:
+    """What every Alpha Vantage adapter shares: one SDK client on our transport, the vendor's
+    limiter and retries (``VendorClient``), and the rule that a quota/premium refusal or a
+    refused limiter wait ends the current fetch (later requests fail "not sent")."""
 
     name = NAME
+
+    def __init__(
+        self,
+        api_key: str,
+        sdk: type[AlphaVantageTransport],
+        *,
+        base_url: str | None,
+        limits: tuple[tuple[int, float], ...],
+        throttle_wait: float,
+        policy: RetryPolicy | None,
+        limiter: RateLimiter | None,
+    ) -> None:
+        policy = policy or RetryPolicy()
+        self.client = sdk(api_key, RoutedSession(base_url, policy.timeout), throttle_wait)
+        self.http = VendorClient(NAME, limiter or shared_limiter(NAME, limits), policy, (api_key,))
+        self._exhausted: RequestFailed | None = None  # a quota/premium refusal ends this fetch
+
+    def new_fetch(self) -> None:
+        """Start a fetch: requests are sent again after an earlier fetch ran out of quota."""
+        self._exhausted = None
+
+    def request(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` through the ``VendorClient``; not sent once this fetch has run out of quota."""
+        if self._exhausted is not None:
+            raise RequestFailed(
+                f"{NAME}: {what} not sent (no HTTP status): an earlier request of this fetch ended "
+                f"with: {self._exhausted}",
+                None,
+            )
+        try:
+            return self.http.call(what, fn)
+        except RateLimitExceeded as error:
+            self._exhausted = error
+            raise
+        except RequestFailed as error:
+            if isinstance(error.cause, QuotaExhausted):
+                self._exhausted = error
+            raise
+
+
+class AlphaVantageBars(AlphaVantageAdapter):
+    """``BarSource`` for Alpha Vantage: one request per symbol-month, cached per instance."""
 
     def __init__(
         self,
@@ -122,13 +189,18 @@ class AlphaVantageBars:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
-        policy = policy or RetryPolicy()
+        super().__init__(
+            api_key,
+            _TimeSeries,
+            base_url=base_url,
+            limits=limits,
+            throttle_wait=throttle_wait,
+            policy=policy,
+            limiter=limiter,
+        )
         self.extended_hours = extended_hours
         self.label_shift = timedelta(minutes=1 if labels_mark_end else 0)
-        self.series = _TimeSeries(api_key, RoutedSession(base_url, policy.timeout), throttle_wait)
-        self.http = VendorClient(NAME, limiter or shared_limiter(NAME, limits), policy, (api_key,))
         self._months: dict[tuple[str, str], pl.DataFrame] = {}
-        self._exhausted: RequestFailed | None = None  # a quota/premium refusal ends this fetch
 
     def fetch_minute_bars(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
         days = calendar.sessions(start, end)
@@ -137,7 +209,7 @@ class AlphaVantageBars:
             by_month.setdefault(f"{day:%Y-%m}", []).append(day)
         frames: list[pl.DataFrame] = []
         failures: dict[SymbolDay, str] = {}
-        self._exhausted = None
+        self.new_fetch()
         for symbol in dict.fromkeys(symbols):
             for month, month_days in by_month.items():
                 try:
@@ -151,31 +223,17 @@ class AlphaVantageBars:
             what = (
                 f"TIME_SERIES_INTRADAY 1min month={month} for {describe_request([symbol], days[0], days[-1])}"
             )
-            if self._exhausted is not None:
-                raise RequestFailed(
-                    f"{NAME}: {what} not sent (no HTTP status): an earlier request of this fetch ended "
-                    f"with: {self._exhausted}",
-                    None,
-                )
-            try:
-                data, meta = self.http.call(
-                    what,
-                    lambda: self.series.get_intraday(
-                        symbol,
-                        interval="1min",
-                        outputsize="full",
-                        month=month,
-                        extended_hours="true" if self.extended_hours else "false",
-                        adjusted="false",
-                    ),
-                )
-            except RateLimitExceeded as error:
-                self._exhausted = error
-                raise
-            except RequestFailed as error:
-                if isinstance(error.cause, QuotaExhausted):
-                    self._exhausted = error
-                raise
+            data, meta = self.request(
+                what,
+                lambda: self.client.get_intraday(
+                    symbol,
+                    interval="1min",
+                    outputsize="full",
+                    month=month,
+                    extended_hours="true" if self.extended_hours else "false",
+                    adjusted="false",
+                ),
+            )
             self._months[(symbol, month)] = self._frame(symbol, data, meta.get("6. Time Zone", "US/Eastern"))
         return self._months[(symbol, month)]
 
