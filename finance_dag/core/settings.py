@@ -31,6 +31,8 @@ SKEW_SOURCES = ("sim", "yahoo", "file")
 ETF_SOURCES = ("sim", "files")
 BROKERS = ("simulated", "alpaca", "ib")
 DEFAULT_ETF_START_DATE = "2019-11-01"
+DEFAULT_RISK_START_DATE = "2023-11-01"
+RISK_SOURCES = ("sim", "vendors")
 # FRED series of the extended lending factors, by role; FINANCE_DAG_LENDING_MACRO_SERIES overrides.
 LENDING_MACRO_SERIES: dict[str, str] = {"hy_oas": "BAMLH0A0HYM2", "vix": "VIXCLS", "stress": "STLFSI4"}
 
@@ -73,6 +75,11 @@ class Settings:
     etf_inbox: str = "./data/_inbox/etf"  # nasdaqlisted.txt, otherlisted.txt, etf_categories.csv
     etf_price_vendors: tuple[str, ...] = ()  # primary first; empty: the registry's default chain
     broker: str = "simulated"  # "simulated", "alpaca" or "ib"
+    # Risk domain (docs/risk.md): window and universe (empty: the simulated equity universe),
+    # where stock prices and fundamentals come from, the factor covariance half-life.
+    risk: DomainSettings = DomainSettings((), date.fromisoformat(DEFAULT_RISK_START_DATE))
+    risk_source: str = "sim"  # "sim" (simulated equities) or "vendors" (daily chain + fundamentals)
+    risk_half_life: float = 90.0  # sessions
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -102,9 +109,8 @@ def domain_settings(
     from finance_dag.core.universe import resolve_universe
 
     universe_var = f"{prefix}UNIVERSE"
-    universe = (
-        resolve_universe(env.get(universe_var, default_universe), universe_var) if default_universe else ()
-    )
+    raw_universe = env.get(universe_var, default_universe)
+    universe = resolve_universe(raw_universe, universe_var) if raw_universe else ()
     start = _date(env, f"{prefix}START_DATE", default_start, today)
     end = _date(env, f"{prefix}END_DATE", None, today)
     assert start is not None
@@ -170,6 +176,9 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         etf_inbox=env.get("FINANCE_DAG_ETF_INBOX", "").strip() or f"{storage.rstrip('/')}/_inbox/etf",
         etf_price_vendors=_names(env, "FINANCE_DAG_ETF_PRICE_VENDORS"),
         broker=_choice(env, "FINANCE_DAG_BROKER", "simulated" if environment == "sim" else "ib", BROKERS),
+        risk=domain_settings(env, "FINANCE_DAG_RISK_", "", DEFAULT_RISK_START_DATE, today),
+        risk_source=_choice(env, "FINANCE_DAG_RISK_SOURCE", sim_or("vendors"), RISK_SOURCES),
+        risk_half_life=_positive(env, "FINANCE_DAG_RISK_HALF_LIFE", 90.0),
     )
 
 
@@ -185,6 +194,17 @@ def _macro_series(raw: str) -> tuple[tuple[str, str], ...]:
             )
         series[role] = series_id
     return tuple(series.items())
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SettingError(f"{name}={raw!r} must be a positive number")
+    return value
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -17,10 +17,11 @@ from finance_dag.core import calendar
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.defs.etf.resources import CATEGORY_FILE, EtfFilesResource, EtfPriceVendorsResource
-from finance_dag.etf import directory, history, prices, scores, universe
+from finance_dag.etf import directory, history, scores, universe
 from finance_dag.etf.directory import DirectoryError
 from finance_dag.etf.scores import SCORE_COLUMNS, SCORE_SCHEMA
 from finance_dag.etf.universe import UNIVERSE_COLUMNS, UNIVERSE_SCHEMA, CategoryError
+from finance_dag.market_data import daily
 from finance_dag.market_data.daily import DAILY_PRICE_COLUMNS, DAILY_PRICE_SCHEMA
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
 from finance_dag.platform.partitions import DomainPartitions
@@ -132,7 +133,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="etf_prices",
-        code_version=code_version("etf_prices", prices),
+        code_version=code_version("etf_prices", daily),
         metadata=table_metadata(DAILY_PRICE_SCHEMA, DAILY_PRICE_COLUMNS),
         description=(
             "Raw daily bars of every ETF of the universe, one file per session for all symbols, through "

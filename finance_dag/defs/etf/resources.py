@@ -17,8 +17,7 @@ from pydantic import PrivateAttr
 from finance_dag.brokers import Broker, BrokerError
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
-from finance_dag.etf.prices import collect_prices
-from finance_dag.market_data.daily import DailyFetch, DailyPriceSource
+from finance_dag.market_data.daily import DailyFetch, DailyPriceSource, collect_prices
 from finance_dag.platform.registry import Vendor, daily_chain, vendor
 from finance_dag.platform.vendors import AlpacaResource, AlpacaTradingResource, IbResource, YahooResource
 
