@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from finance_dag.core import calendar
 from finance_dag.core.settings import Settings, load_settings
 from finance_dag.definitions import build_definitions
 from finance_dag.defs.market_data.assets import build_assets
@@ -39,6 +40,9 @@ def market_data_asset(name: str) -> dg.AssetsDefinition:
 
 # A short ETF history for tests: a year of lookback before the backtest's first rebalance.
 ETF_WINDOW = {"ETF_START_DATE": "2023-09-01", "ETF_END_DATE": "2024-11-29"}
+# A short risk window: exposures read their price history from the resource; 70 sessions of
+# factor returns give ETFs their returns-based exposures (60 at least).
+RISK_WINDOW = {"RISK_START_DATE": "2024-08-20", "RISK_END_DATE": "2024-11-29"}
 
 
 def make_defs(
@@ -58,6 +62,15 @@ def materialise_etf(defs: dg.Definitions, instance, day: date) -> None:
     run_job(defs, instance, "etf_history_job", session_range_tags(first, day))
     run_job(defs, instance, "etf_job", {"dagster/partition": day.isoformat()})
     run_job(defs, instance, "trade_plan_job", {"dagster/partition": day.isoformat()})
+
+
+def materialise_risk(defs: dg.Definitions, instance, day: date) -> None:
+    """The risk domain after the ETF domain's session: the factor history of ``RISK_WINDOW`` in
+    one run, then the session's group."""
+    first = date.fromisoformat(RISK_WINDOW["RISK_START_DATE"])
+    previous = calendar.sessions(first, day)[-2]
+    run_job(defs, instance, "risk_history_job", session_range_tags(first, previous))
+    run_job(defs, instance, "risk_job", {"dagster/partition": day.isoformat()})
 
 
 def run_universe(defs: dg.Definitions, instance, day: date, ok: bool = True):

@@ -21,10 +21,12 @@ from finance_dag.platform.contract import COLUMN_LINEAGE, COLUMN_SCHEMA, DOMAIN_
 from finance_dag.platform.storage import PARTITION_FILES, asset_lake_path
 from tests.support import (
     ETF_WINDOW,
+    RISK_WINDOW,
     SYMBOLS,
     THANKSGIVING_WEEK,
     make_defs,
     materialise_etf,
+    materialise_risk,
     run_job,
     session_range_tags,
 )
@@ -89,7 +91,7 @@ def test_code_versions_follow_the_logic(specs, tmp_path, monkeypatch):
 
 
 def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_derived(tmp_path, instance):
-    defs = make_defs(str(tmp_path / "lake"), env=ETF_WINDOW)
+    defs = make_defs(str(tmp_path / "lake"), env={**ETF_WINDOW, **RISK_WINDOW})
     day = THANKSGIVING_WEEK[1]
     run_job(defs, instance, "minute_bars_job", session_range_tags(day, day))
     run_job(defs, instance, "daily_market_data_job", {"dagster/partition": day.isoformat()})
@@ -97,6 +99,7 @@ def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_deriv
     run_job(defs, instance, "coverage_report_job")
     run_job(defs, instance, "lending_job", {"dagster/partition": day.isoformat()})
     materialise_etf(defs, instance, day)
+    materialise_risk(defs, instance, day)
     for spec in defs.resolve_all_asset_specs():
         name = spec.key.to_user_string()
         event = instance.get_latest_materialization_event(spec.key)

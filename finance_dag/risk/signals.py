@@ -36,6 +36,7 @@ __all__ = [
     "BUY_AT",
     "EXPOSURE_PENALTY",
     "SELL_AT",
+    "SIGNAL_COLUMNS",
     "SIGNAL_SCHEMA",
     "VOLATILITY_PENALTY",
     "factor_adjusted_signals",
@@ -58,6 +59,16 @@ SIGNAL_SCHEMA = pl.Schema(
         "explanation": pl.String,
     }
 )
+SIGNAL_COLUMNS: dict[str, str] = {
+    "symbol": "Ticker symbol.",
+    "confidence": "Input confidence in [0, 1] (the ETF score).",
+    "volatility_percentile": "Rank of predicted volatility among the names, 0 = least volatile.",
+    "volatility_penalty": "0.10 x max(0, 2p - 1).",
+    "exposure_penalty": "0.05 x the standardised style exposure beyond +-0.3, summed over factors.",
+    "adjusted_confidence": "Confidence less the penalties, clipped to [0, 1]; null when an input is missing.",
+    "action": "buy (>= 0.6), sell (<= 0.4) or hold.",
+    "explanation": "One line: what moved the confidence, or what is missing.",
+}
 
 
 def _action(adjusted: float) -> str:
