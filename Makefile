@@ -17,6 +17,9 @@ demo dev: export FINANCE_DAG_LENDING_END_DATE ?= 2024-11-29
 # ETF: three years of prices to the same day, so the walk-forward backtest covers two years.
 demo dev: export FINANCE_DAG_ETF_START_DATE ?= 2021-11-01
 demo dev: export FINANCE_DAG_ETF_END_DATE ?= 2024-11-29
+# Risk: a year of factor returns to the same day (the covariance reads 252 sessions).
+demo dev: export FINANCE_DAG_RISK_START_DATE ?= 2023-11-01
+demo dev: export FINANCE_DAG_RISK_END_DATE ?= 2024-11-29
 
 .PHONY: env demo dev test test-fast bench clean
 

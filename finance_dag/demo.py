@@ -46,6 +46,41 @@ def run_etf(instance: dg.DagsterInstance, settings) -> str:
     return last
 
 
+def run_risk(instance: dg.DagsterInstance, settings) -> None:
+    """The risk domain: a year of exposures and factor returns in one run, then the session's group."""
+    keys = DomainPartitions(settings.risk).trading_days.get_partition_keys()
+    run(instance, "risk_history_job", range_tags(keys[0], keys[-2]))
+    run(instance, "risk_job", {"dagster/partition": keys[-1]})
+
+
+def show_risk(lake_root: str, day: str) -> None:
+    lake = Lake(lake_root)
+    table = lake.read_parquet(f"risk_attribution/date={day}.parquet")
+    figures = {(b, m): v for b, m, v in table.iter_rows()}
+    print(f"\nRisk {day} (six-factor model on 3,000 simulated stocks; ETFs by returns-based exposures):")
+    for book in table["book"].unique(maintain_order=True):
+
+        def f(metric: str, book: str = book) -> float:
+            return figures[(book, metric)]
+
+        print(
+            f"  {book:<17} predicted vol {f('volatility_annual'):.1%}/yr (factor {f('factor_share'):.0%}, "
+            f"specific {f('specific_share'):.0%}); 1-day VaR 95 % {f('parametric_var_95_1d'):.2%} "
+            f"(historical {f('historical_var_95_1d'):.2%}), 99 % {f('parametric_var_99_1d'):.2%}, "
+            f"10-day 99 % {f('parametric_var_99_10d'):.2%}; CVaR 99 % {f('parametric_cvar_99_1d'):.2%}"
+        )
+        top = lake.read_parquet(f"risk_attribution/date={day}/{book}/positions.parquet").head(3)
+        print(
+            "    top risk contributors: "
+            + ", ".join(f"{s} {share:.0%}" for s, share in top.select("symbol", "share").iter_rows())
+        )
+    signals = lake.read_parquet(f"factor_adjusted_signals/date={day}.parquet")
+    counts = dict(signals.group_by("action").len().iter_rows())
+    print(
+        f"  factor-adjusted ETF signals: {counts.get('buy', 0)} buy, {counts.get('hold', 0)} hold, {counts.get('sell', 0)} sell"
+    )
+
+
 def instance_metadata(day: str) -> dict[str, dict]:
     """The latest materialisation metadata of the ETF assets shown in the summary."""
     with dg.DagsterInstance.get() as instance:
@@ -114,6 +149,7 @@ def main() -> None:
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
         etf_day = run_etf(instance, settings)
+        run_risk(instance, settings)
     lake = Lake(settings.storage)
     print("\nCoverage by tier:")
     for tier, count in report.group_by("tier").len().sort("tier").iter_rows():
@@ -133,12 +169,14 @@ def main() -> None:
             f"  {row['factor']:<17} mean IC {row['mean_ic']:+.3f}  t {row['t_stat']:+6.2f}  hit {row['hit_rate']:.0%}"
         )
     show_etf(instance_metadata(etf_day), etf_day)
+    show_risk(lake_root=settings.storage, day=etf_day)
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
         "lending_snapshots", "lending_factors", "extended_lending_factors", "lending_prices", "factor_ic_report", "squeeze_scores",
         "daily_digest", "etf_universe", "etf_prices", "etf_price_history", "etf_factor_scores",
-        "target_portfolio", "portfolio_backtest", "trade_plan", "trade_executions",
+        "target_portfolio", "portfolio_backtest", "trade_plan", "trade_executions", "factor_exposures",
+        "factor_returns", "factor_covariance", "risk_attribution", "factor_adjusted_signals",
     ):  # fmt: skip
         print(f"  {asset:<24} {lake.uri(asset)}")
     print(f"  {'heatmap':<24} {lake.uri('coverage_report/heatmap.png')}")
