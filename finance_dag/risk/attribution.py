@@ -265,13 +265,13 @@ def diversification_score(weights: np.ndarray, cov_total: np.ndarray) -> float:
 def group_exposure(weights: Mapping[str, float], labels: Mapping[str, str]) -> pl.DataFrame:
     """Weight per label (``label``, ``weight``), largest first, e.g. per sector or per country.
 
-    Names without a label are grouped under ``UNCLASSIFIED``, so the weights sum to the book's
-    total weight.
+    Names without a label (absent, or a null label such as an uncategorised ETF's) are grouped
+    under ``UNCLASSIFIED``, so the weights sum to the book's total weight.
     """
     return (
         pl.DataFrame(
             {
-                "label": [labels.get(s, UNCLASSIFIED) for s in weights],
+                "label": [labels.get(s) or UNCLASSIFIED for s in weights],
                 "weight": [float(v) for v in weights.values()],
             },
             schema={"label": pl.String, "weight": pl.Float64},
