@@ -12,6 +12,7 @@ SCRIPTS = [
     "benchmarks.bench_lending",
     "benchmarks.bench_lending_backfill",
     "benchmarks.bench_etf",
+    "benchmarks.bench_risk",
 ]
 
 
