@@ -36,7 +36,7 @@ diagonal of daily specific variances ``s²``. The model's covariance of the name
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,11 +111,16 @@ def attribute(
     exposures: pl.DataFrame,
     factor_cov: np.ndarray,
     specific_var: Mapping[str, float],
+    specific_cov: tuple[Sequence[str], np.ndarray] | None = None,
 ) -> Attribution:
     """Attribute the predicted daily risk of ``weights`` (symbol → weight) to factors and positions.
 
     ``exposures`` has a ``symbol`` column and one column per factor (every other column), in the
     order of ``factor_cov`` (k × k, daily); ``specific_var``: symbol → daily specific variance.
+    ``specific_cov`` (names, m × m daily matrix), when given, replaces ``D`` by a full specific
+    covariance among those names (its diagonal overrides their ``specific_var``): names whose
+    residuals move together (ETFs sharing risk the factors do not span) are not treated as
+    independent. Every formula below then reads ``D`` as that matrix.
     Formulas in the module docstring; a held name without a full exposure row (absent, or a null
     or NaN exposure) or without a specific variance goes to ``excluded`` with the reason.
     """
@@ -140,19 +145,27 @@ def attribute(
 
     w = np.array([weights[s] for s in covered], dtype=float)
     x = table[[row_of[s] for s in covered]].reshape(len(covered), len(factors))
-    s2 = np.array([specific_var[s] for s in covered], dtype=float)
+    specific = np.diag(np.array([specific_var[s] for s in covered], dtype=float))
+    if specific_cov is not None:
+        names, block = specific_cov
+        at = {s: i for i, s in enumerate(names)}
+        inside = [(i, at[s]) for i, s in enumerate(covered) if s in at]
+        if inside:
+            rows, cols = np.array(inside).T
+            specific[np.ix_(rows, rows)] = np.asarray(block, dtype=float)[np.ix_(cols, cols)]
+    s2 = np.diag(specific)
 
     x_p = x.T @ w
     f_x = cov @ x_p
     factor_variance = float(x_p @ f_x)
-    specific_variance = float(np.sum(w * w * s2))
+    specific_variance = float(w @ specific @ w)
     total = factor_variance + specific_variance
     sigma = math.sqrt(total)
     per_sigma = 1.0 / sigma if sigma > 0 else math.nan
     per_variance = 1.0 / total if total > 0 else math.nan
 
     factor_contribution = x_p * f_x * per_sigma
-    mcr = (x @ f_x + s2 * w) * per_sigma
+    mcr = (x @ f_x + specific @ w) * per_sigma
     contribution = w * mcr
     name_vol = np.sqrt(np.einsum("ik,kl,il->i", x, cov, x) + s2)
 

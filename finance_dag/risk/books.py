@@ -8,7 +8,8 @@ variance of that regression's residual as its specific variance
 attribution with its weight and the reason, never zero-filled.
 
 VaR and CVaR are reported both ways at 95 % and 99 % over 1 and 10 sessions:
-- parametric: Gaussian from the model's predicted daily volatility (``z·σ·√h``);
+- parametric: Gaussian from the model's predicted daily volatility (``z·σ·√h``), where the
+  returns-based names' specific risk is their residuals' full (shrunk) covariance, not a diagonal;
 - historical: the book's current weights applied to its names' realised daily returns over the
   last ``RETURNS_WINDOW`` sessions (historical simulation), empirical quantile, √h for 10 days.
 """
@@ -80,21 +81,8 @@ def book_exposures(
             pl.DataFrame({"symbol": fundamental, "source": "fundamental", "r2": None}, schema=_SOURCES)
         )
     if others:
-        history = factor_returns.sort("date").tail(RETURNS_WINDOW).fill_null(0.0)
-        wide = history.select("date").join(
-            asset_returns.filter(pl.col("symbol").is_in(others)).pivot("symbol", index="date", values="ret"),
-            on="date",
-            how="left",
-        )
-        matrix = np.column_stack(
-            [
-                wide[s].to_numpy().astype(float) if s in wide.columns else np.full(wide.height, np.nan)
-                for s in others
-            ]
-        )
-        betas, residual, r2 = returns_based_exposures(
-            matrix, history.select(model.factors).to_numpy(), MIN_RETURNS
-        )
+        returns, factors = _window(others, asset_returns, factor_returns, model.factors)
+        betas, residual, r2 = returns_based_exposures(returns, factors, MIN_RETURNS)
         frames.append(
             pl.DataFrame(betas, schema=list(model.factors), orient="row").with_columns(
                 symbol=pl.Series(others, dtype=pl.String)
@@ -120,7 +108,14 @@ def book_risk(
     exposures and historical VaR."""
     symbols = sorted(weights)
     exposures, specific, sources = book_exposures(model, symbols, asset_returns, factor_returns)
-    result = attribute(weights, exposures, model.covariance, specific)
+    others = sources.filter(pl.col("source") == "returns-based")["symbol"].to_list()
+    result = attribute(
+        weights,
+        exposures,
+        model.covariance,
+        specific,
+        residual_covariance(others, exposures, asset_returns, factor_returns, model.factors),
+    )
     realised = _book_returns(weights, asset_returns)
     rows = []
     for confidence in CONFIDENCES:
@@ -137,6 +132,44 @@ def book_risk(
         group_exposure(weights, regions),
         sources,
     )
+
+
+def _window(
+    symbols: list[str], asset_returns: pl.DataFrame, factor_returns: pl.DataFrame, factors: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The names' daily returns (T × m, NaN where missing) and the factor returns (T × k) over the
+    last ``RETURNS_WINDOW`` sessions of factor returns."""
+    history = factor_returns.sort("date").tail(RETURNS_WINDOW).fill_null(0.0)
+    rows = asset_returns.join(history.select("date").with_row_index("t"), on="date").join(
+        pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String}).with_row_index("i"), on="symbol"
+    )
+    returns = np.full((history.height, len(symbols)), np.nan)  # a pivot to thousands of columns takes seconds
+    returns[rows["t"].to_numpy(), rows["i"].to_numpy()] = rows["ret"].cast(pl.Float64).to_numpy()
+    return returns, history.select(factors).to_numpy()
+
+
+def residual_covariance(
+    symbols: list[str],
+    exposures: pl.DataFrame,
+    asset_returns: pl.DataFrame,
+    factor_returns: pl.DataFrame,
+    factors: tuple[str, ...],
+) -> tuple[list[str], np.ndarray] | None:
+    """The daily covariance of the returns-based names' residuals ``r − a − βf`` (Ledoit-Wolf
+    shrunk, NaN-aware: ``etf.optimize.shrunk_covariance``), so names whose residuals move together
+    — ETFs sharing rates, credit or commodity risk the equity factors do not span — are not
+    treated as independent. None when fewer than two names have exposures."""
+    from finance_dag.etf.optimize import shrunk_covariance
+
+    known = exposures.filter(pl.col("symbol").is_in(symbols)).drop_nulls()
+    names = known["symbol"].to_list()
+    if len(names) < 2:
+        return None
+    returns, history = _window(names, asset_returns, factor_returns, factors)
+    residuals = returns - history @ known.select(factors).to_numpy().T
+    residuals -= np.nanmean(residuals, axis=0)  # the intercept a
+    covariance = shrunk_covariance(residuals)
+    return (names, covariance / 252.0) if covariance is not None else None
 
 
 def _book_returns(weights: Mapping[str, float], asset_returns: pl.DataFrame) -> np.ndarray:
