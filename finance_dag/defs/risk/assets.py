@@ -84,6 +84,11 @@ def specific_path(key: str) -> str:
     return f"factor_covariance/date={key}/specific.parquet"
 
 
+def window_path(key: str) -> str:
+    """The factor returns the covariance of ``key`` was estimated on (read by the book assets)."""
+    return f"factor_covariance/date={key}/factor_returns.parquet"
+
+
 def residuals_path(key: str) -> str:
     return f"factor_returns/date={key}/residuals.parquet"
 
@@ -287,6 +292,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     .select("factor", *built.factors)
                 )
                 lake.lake.write_parquet(specific_path(key), built.specific)
+                lake.lake.write_parquet(window_path(key), fitted.returns.select("date", *built.factors))
                 vols = pl.DataFrame(
                     {"factor": built.factors, "annual_volatility": np.sqrt(np.diag(built.covariance) * 252)}
                 )
@@ -325,11 +331,7 @@ def book_assets(
         built = load_model(lake, days, key)
         if isinstance(built, str):
             return built
-        window = [d.isoformat() for d in sessions_before(built.day, COVARIANCE_WINDOW - 1)]
-        present = [
-            lake_path(RETURNS, days, k) for k in window if lake.lake.exists(lake_path(RETURNS, days, k))
-        ]
-        factor_history = lake.lake.read_many(present).select("date", *built.factors)
+        factor_history = lake.lake.read_parquet(window_path(key))
         rows = history.load_history(
             lake.lake,
             "etf_price_history",
