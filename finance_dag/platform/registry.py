@@ -108,6 +108,17 @@ def vendor(name: str, kind: str, setting: str = "FINANCE_DAG_BAR_VENDORS") -> Ve
     return entry
 
 
+def configured(holder: dg.ConfigurableResource, entry: Vendor) -> dg.ConfigurableResource:
+    """The nested resource of a real vendor or broker, or an error naming what to configure."""
+    resource = getattr(holder, entry.name, None)
+    if resource is None:
+        raise dg.Failure(
+            f"{type(holder).__name__} names {entry.name!r} but its {entry.name} resource is not configured "
+            f"(credentials from {', '.join(entry.credentials) or 'none'})"
+        )
+    return resource
+
+
 def default_chain(environment: str, kind: str = "bars") -> tuple[str, ...]:
     return tuple(v.name for v in VENDORS if v.kind == kind and v.environment == environment)
 

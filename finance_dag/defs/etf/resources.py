@@ -18,7 +18,7 @@ from finance_dag.brokers import Broker, BrokerError
 from finance_dag.core.lake import Lake
 from finance_dag.core.settings import Settings
 from finance_dag.market_data.daily import DailyFetch, DailyPriceSource, collect_prices
-from finance_dag.platform.registry import Vendor, daily_chain, vendor
+from finance_dag.platform.registry import configured, daily_chain, vendor
 from finance_dag.platform.vendors import AlpacaResource, AlpacaTradingResource, IbResource, YahooResource
 
 DIRECTORY_FILES = ("nasdaqlisted.txt", "otherlisted.txt")
@@ -112,17 +112,6 @@ class BrokerResource(dg.ConfigurableResource):
             start = starting_account([s for s in SIMULATED_START if s in quotes], price)
             return SimulatedBroker(Lake(self.storage), price, start)
         return configured(self, entry).broker(purpose)
-
-
-def configured(holder: dg.ConfigurableResource, entry: Vendor) -> dg.ConfigurableResource:
-    """The nested resource of a real vendor or broker, or an error naming what to configure."""
-    resource = getattr(holder, entry.name, None)
-    if resource is None:
-        raise dg.Failure(
-            f"{type(holder).__name__} names {entry.name!r} but its {entry.name} resource is not configured "
-            f"(credentials from {', '.join(entry.credentials) or 'none'})"
-        )
-    return resource
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
