@@ -33,16 +33,22 @@ Conventions, decided once here:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import combinations
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
 
 __all__ = [
     "correlated_pairs",
+    "deflated_sharpe_ratio",
+    "expected_maximum_sharpe",
     "forward_returns",
     "ic_summary",
     "information_coefficient",
     "performance_summary",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
     "quantile_returns",
     "rolling_ic",
 ]
@@ -396,3 +402,150 @@ def performance_summary(returns: object, periods_per_year: int = 252) -> dict[st
         "max_drawdown": float(np.min(np.concatenate(([1.0], wealth)) / peak - 1.0)),
         "win_rate": float(np.mean(r > 0)),
     }
+
+
+# ---- overfitting: probabilistic and deflated Sharpe ratio, probability of backtest overfitting ---
+EULER_MASCHERONI = 0.5772156649015329
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, n_obs: int, skew: float, kurtosis: float, benchmark_sharpe: float = 0.0
+) -> float:
+    """Probability that the true Sharpe ratio exceeds ``benchmark_sharpe`` given the observed one
+    (Bailey & López de Prado 2012, "The Sharpe ratio efficient frontier", J. of Risk 15(2)):
+
+        PSR = Φ( (SR - SR*) · sqrt(n_obs - 1) / sqrt(1 - skew · SR + (kurtosis - 1) / 4 · SR²) )
+
+    ``sharpe`` (SR) and ``benchmark_sharpe`` (SR*) are **per period**, not annualised
+    (``mean / std`` of the ``n_obs`` periodic returns; an annual 252-day Sharpe S is
+    ``S / sqrt(252)`` per day). ``skew`` is the returns' skewness and ``kurtosis`` their **Pearson**
+    kurtosis (3 for normal returns; ``scipy.stats.kurtosis(r, fisher=False)``), not the excess.
+    """
+    if n_obs < 2:
+        raise ValueError(f"probabilistic_sharpe_ratio: n_obs must be ≥ 2, got {n_obs}")
+    if not all(np.isfinite(x) for x in (sharpe, skew, kurtosis, benchmark_sharpe)):
+        raise ValueError("probabilistic_sharpe_ratio: sharpe, skew, kurtosis and benchmark must be finite")
+    if kurtosis < 1:
+        raise ValueError(
+            f"probabilistic_sharpe_ratio: kurtosis is Pearson's (normal = 3), ≥ 1; got {kurtosis}"
+        )
+    variance = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if variance <= 0:
+        raise ValueError(
+            f"probabilistic_sharpe_ratio: 1 - skew·SR + (kurtosis - 1)/4·SR² = {variance:.3g} ≤ 0; "
+            "is the Sharpe ratio annualised instead of per period?"
+        )
+    return NormalDist().cdf((sharpe - benchmark_sharpe) * np.sqrt(n_obs - 1.0) / np.sqrt(variance))
+
+
+def expected_maximum_sharpe(n_trials: int, sharpe_variance_across_trials: float) -> float:
+    """Expected maximum of ``n_trials`` per-period Sharpe ratios whose true value is 0, when the
+    estimates vary across trials with variance ``V`` (Bailey & López de Prado 2014, eq. for SR₀,
+    via the Euler-Mascheroni approximation of the expected maximum of normals):
+
+        SR₀ = sqrt(V) · ((1 - γ) · Φ⁻¹(1 - 1/N) + γ · Φ⁻¹(1 - 1/(N·e))),   γ ≈ 0.5772
+
+    0 for a single trial (nothing was selected).
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be ≥ 1, got {n_trials}")
+    if not (np.isfinite(sharpe_variance_across_trials) and sharpe_variance_across_trials >= 0):
+        raise ValueError(
+            f"sharpe_variance_across_trials must be finite and ≥ 0, got {sharpe_variance_across_trials}"
+        )
+    if n_trials == 1:
+        return 0.0
+    z = NormalDist().inv_cdf
+    g = EULER_MASCHERONI
+    return float(
+        np.sqrt(sharpe_variance_across_trials)
+        * ((1.0 - g) * z(1.0 - 1.0 / n_trials) + g * z(1.0 - 1.0 / (n_trials * np.e)))
+    )
+
+
+def deflated_sharpe_ratio(
+    sharpe: float,
+    n_trials: int,
+    n_obs: int,
+    skew: float,
+    kurtosis: float,
+    sharpe_variance_across_trials: float,
+) -> float:
+    """Deflated Sharpe ratio (Bailey & López de Prado 2014, "The deflated Sharpe ratio: correcting
+    for selection bias, backtest overfitting and non-normality", J. of Portfolio Management 40(5)):
+    the :func:`probabilistic_sharpe_ratio` of the selected strategy against the Sharpe ratio the best
+    of ``n_trials`` skill-less trials would be expected to show, ``SR₀`` of
+    :func:`expected_maximum_sharpe`:
+
+        DSR = PSR(SR* = SR₀) = Φ( (SR - SR₀) · sqrt(T - 1) / sqrt(1 - γ₃ · SR + (γ₄ - 1) / 4 · SR²) )
+
+    All Sharpe inputs are **per period** (not annualised): ``sharpe`` is the selected strategy's,
+    ``sharpe_variance_across_trials`` the variance of the per-period Sharpe ratios of all trials
+    (an annualised variance V_a over 252-day years is ``V_a / 252``). ``n_obs`` (T) is the number
+    of returns, ``skew`` (γ₃) and ``kurtosis`` (γ₄, Pearson: normal = 3) are those of the selected
+    strategy's returns. A DSR above 0.95 rejects "no skill" at 5 % after the selection. The
+    paper's example (annual SR 2.5, 100 trials, annual variance 0.5, T = 1250, γ₃ = -3, γ₄ = 10,
+    250-day years) gives 0.9004.
+    """
+    benchmark = expected_maximum_sharpe(n_trials, sharpe_variance_across_trials)
+    return probabilistic_sharpe_ratio(sharpe, n_obs, skew, kurtosis, benchmark_sharpe=benchmark)
+
+
+def _block_sharpe(returns: np.ndarray) -> np.ndarray:
+    """Per-column ``mean / std`` (ddof=1); a constant column scores 0, or ±inf if its mean is not 0."""
+    mean = returns.mean(axis=0)
+    flat = np.ptp(returns, axis=0) == 0  # np.std of constants is rounding noise, not 0
+    std = np.where(flat, 1.0, returns.std(axis=0, ddof=1))
+    degenerate = np.where(mean == 0, 0.0, np.copysign(np.inf, mean))
+    return np.where(flat, degenerate, mean / std)
+
+
+def probability_of_backtest_overfitting(returns_matrix: object, n_splits: int = 8) -> float:
+    """Probability of backtest overfitting by combinatorially symmetric cross-validation (CSCV;
+    Bailey, Borwein, López de Prado & Zhu 2017, "The probability of backtest overfitting",
+    J. of Computational Finance 20(4), first circulated 2013–2015).
+
+    ``returns_matrix``: T×M periodic returns (rows = periods in time order, columns = the M ≥ 2
+    parameter sets tried), a numpy array or polars/pandas frame, no missing values. The rows are
+    cut into ``n_splits`` = S (even) contiguous blocks (``np.array_split``: sizes differ by at most
+    one row; each needs ≥ 2 rows). For each of the C(S, S/2) ways to choose S/2 blocks as the
+    in-sample half (the rest, in time order, is the out-of-sample half):
+
+    1. the configuration n* with the best in-sample Sharpe ratio (mean / std, ddof=1) is selected;
+    2. its out-of-sample rank ω among the M configurations (1 = worst, M = best; ties share the
+       average rank) gives the relative rank ω̄ = ω / (M + 1) and the logit λ = ln(ω̄ / (1 - ω̄)).
+
+    PBO is the share of splits with λ ≤ 0: the in-sample winner does no better than the median
+    out of sample. Pure-noise configurations give about 1/2 (or more); a configuration with a
+    persistent edge, selected in-sample and still on top out of sample, drives it to 0. The cost is
+    C(S, S/2) Sharpe evaluations of the T/2 × M half (70 for S = 8, 12,870 for S = 16).
+    """
+    m = np.asarray(getattr(returns_matrix, "to_numpy", lambda: returns_matrix)(), dtype=float)
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise ValueError(
+            f"probability_of_backtest_overfitting: returns_matrix must be T×M with M ≥ 2 "
+            f"configurations, got shape {m.shape}"
+        )
+    if not np.isfinite(m).all():
+        raise ValueError("probability_of_backtest_overfitting: returns_matrix has missing or infinite values")
+    if n_splits < 2 or n_splits % 2:
+        raise ValueError(
+            f"probability_of_backtest_overfitting: n_splits must be even and ≥ 2, got {n_splits}"
+        )
+    if m.shape[0] < 2 * n_splits:
+        raise ValueError(
+            f"probability_of_backtest_overfitting: {m.shape[0]} periods are too few for {n_splits} "
+            f"blocks of ≥ 2 periods"
+        )
+    blocks = np.array_split(np.arange(m.shape[0]), n_splits)
+    n_configs = m.shape[1]
+    logits = []
+    for chosen in combinations(range(n_splits), n_splits // 2):
+        train = np.zeros(m.shape[0], dtype=bool)
+        train[np.concatenate([blocks[b] for b in chosen])] = True
+        best = int(np.argmax(_block_sharpe(m[train])))
+        test = _block_sharpe(m[~train])
+        rank = 1.0 + np.sum(test < test[best]) + 0.5 * (np.sum(test == test[best]) - 1)
+        relative = rank / (n_configs + 1.0)
+        logits.append(np.log(relative / (1.0 - relative)))
+    return float(np.mean(np.asarray(logits) <= 0))
