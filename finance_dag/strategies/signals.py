@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
+from numbers import Real
 from typing import Literal
 
 import numpy as np
@@ -271,7 +272,8 @@ def choose_pair(closes: np.ndarray, train: slice) -> Pair:
 
     1. for every pair, OLS y_i = α + β y_j + e on the training rows;
     2. ADF regression on the residuals without a constant and with one lagged difference,
-       Δe_t = γ e_{t-1} + φ Δe_{t-1} + ε_t; the statistic is γ̂'s t-ratio.
+       Δe_t = γ e_{t-1} + φ Δe_{t-1} + ε_t; the statistic is γ̂'s t-ratio (statsmodels picks the
+       number of lags by AIC; one fixed lag keeps every pair's regression the same shape, vectorised).
 
     All pairs have the same sample size and number of variables, so the most negative statistic is
     the smallest MacKinnon p-value: the ranking needs no p-value. Only pairs with every close present
@@ -300,7 +302,10 @@ def choose_pair(closes: np.ndarray, train: slice) -> Pair:
         dof = target.shape[0] - 2
         s2 = ((target - gamma * level - phi * lag) ** 2).sum(0) / dof
         statistic = gamma / np.sqrt(s2 * sgg / det)
-    best = int(np.nanargmin(np.where(np.isfinite(statistic), statistic, np.nan)))
+    finite = np.flatnonzero(np.isfinite(statistic))
+    if not finite.size:
+        raise ValueError("choose_pair: no pair has a finite Engle-Granger statistic (constant closes?)")
+    best = int(finite[np.argmin(statistic[finite])])
     n = logs.shape[0]
     c0, c1, c2 = _EG_CRITICAL_5PCT
     return Pair(
@@ -490,11 +495,7 @@ class Strategy:
             if spec is None:
                 known = sorted([*self.params, *self.options])
                 raise ValueError(f"{self.name}: unknown parameter {key!r}; it takes {known or 'none'}")
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not spec.low <= value <= spec.high
-            ):
+            if not isinstance(value, Real) or isinstance(value, bool) or not spec.low <= value <= spec.high:
                 raise ValueError(
                     f"{self.name}: parameter {key}={value!r} is outside [{spec.low}, {spec.high}]"
                 )

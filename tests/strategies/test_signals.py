@@ -120,6 +120,16 @@ def test_choose_pair_recovers_the_hedge_ratio_on_the_training_window():
     assert (pair.a, pair.b) == (0, 1)
     assert pair.beta == pytest.approx(1.5, abs=0.03)
     assert pair.statistic < pair.critical_5pct < -3.3
+    # the vectorised closed forms against plain least squares on the chosen pair
+    y, x = np.log(closes[:200, 0]), np.log(closes[:200, 1])
+    (alpha, beta), *_ = np.linalg.lstsq(np.column_stack([np.ones(200), x]), y, rcond=None)
+    resid = y - alpha - beta * x
+    diff = np.diff(resid)
+    design = np.column_stack([resid[1:-1], diff[:-1]])
+    coef, rss, *_ = np.linalg.lstsq(design, diff[1:], rcond=None)
+    se = np.sqrt(rss[0] / (design.shape[0] - 2) * np.linalg.inv(design.T @ design)[0, 0])
+    assert (pair.alpha, pair.beta, pair.statistic) == pytest.approx((alpha, beta, coef[0] / se), rel=1e-9)
+    assert pair.critical_5pct == pytest.approx(-3.33613 - 6.1101 / 200 - 6.823 / 200**2)
     closes[200:, 2] = np.nan  # data after the window plays no part
     assert choose_pair(closes, slice(0, 200)) == pair
     with pytest.raises(ValueError, match="1 complete column"):
@@ -278,4 +288,5 @@ def test_unknown_names_and_out_of_range_parameters_are_named():
         get("bollinger_reversal")(bars_of(np.ones(30)), window=20.5)
     with pytest.raises(ValueError, match="unknown parameter 'lookback'.*none"):
         validate("momentum_5d", {"lookback": 3})
-    assert validate("pair_stat_arb", {"pair": ("A", "B")})["pair"] == ("A", "B")
+    assert validate("pair_stat_arb", {"pair": ("A", "B")})["pair"] == ("A", "B")  # options pass through
+    assert validate("rsi_reversal", {"period": np.int64(10)})["period"] == 10  # numpy numbers are numbers
