@@ -407,7 +407,9 @@ def opening_range_breakout(minutes: pl.DataFrame, range_minutes: int) -> np.ndar
     flat inside it. After it, a close above the range high goes long (+1), a close below the range
     low short (-1); the position is held (a break of the other side reverses it) until the session's
     last minute (start = close - 1 min), where it is 0: flat at the close. A session without a bar in
-    its range is flat. Open and close are the XNYS calendar's, so early closes are handled.
+    its range is flat. Open and close are the XNYS calendar's, so early closes are handled; when the
+    last minute's bar is missing, the row before it still holds the position: the engine closes at the
+    session's end whatever the last row says.
     """
     if not minutes["ts"].is_sorted() or minutes["ts"].is_duplicated().any():
         raise ValueError("opening_range_breakout: ts must be strictly ascending (one symbol's bars)")
