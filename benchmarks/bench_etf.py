@@ -34,7 +34,7 @@ CHAIN = ["etf_factor_scores", "target_portfolio", "portfolio_backtest"]
 
 
 def main() -> int:
-    first = calendar.sessions(date(2019, 1, 1), DAY)[-SESSIONS]
+    first = calendar.sessions_before(DAY, SESSIONS - 1)[0]
     with tempfile.TemporaryDirectory(prefix="finance_dag_bench_") as work:
         root = os.path.join(work, "lake")
         settings = bench_settings(root, ETF_START_DATE=first.isoformat(), ETF_END_DATE=DAY.isoformat())

@@ -239,11 +239,11 @@ def rebalance_dates(
     return [d.item() for d in picked[keep]]
 
 
-def _forward_fill(prices: np.ndarray) -> np.ndarray:
-    """Each missing close replaced by the symbol's last close (0 before its first): the marking price."""
+def forward_fill(prices: np.ndarray) -> np.ndarray:
+    """Each missing value replaced by the column's last observed one (NaN before its first)."""
     rows = np.where(np.isnan(prices), 0, np.arange(prices.shape[0])[:, None])
     np.maximum.accumulate(rows, axis=0, out=rows)
-    return np.nan_to_num(prices[rows, np.arange(prices.shape[1])], nan=0.0)
+    return prices[rows, np.arange(prices.shape[1])]
 
 
 class _Book:
@@ -404,7 +404,7 @@ def walk_forward(
         raise ValueError(f"walk_forward: no session on or after start {start}")
     if scheduled and scheduled[0] < first:
         raise ValueError(f"walk_forward: rebalance date {dates[scheduled[0]]} is before the start {start}")
-    mark = _forward_fill(panel.prices)
+    mark = np.nan_to_num(forward_fill(panel.prices), nan=0.0)  # the marking price (0 before a first close)
     index = {symbol: j for j, symbol in enumerate(panel.symbols)}
     book = _Book(config, len(panel.symbols))
     # a held position's mark is positive, so a factor of 0 never stops it

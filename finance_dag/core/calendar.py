@@ -7,6 +7,7 @@ Extended hours run from 04:00 New York to four hours after the close.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from datetime import date, datetime, time, timedelta
@@ -45,6 +46,14 @@ def _session_table() -> dict[date, tuple[datetime, datetime]]:
 def sessions(start: date, end: date) -> list[date]:
     """Trading sessions from ``start`` to ``end`` inclusive, in order."""
     return [d for d in _session_table() if start <= d <= end]
+
+
+def sessions_before(day: date, count: int) -> list[date]:
+    """The ``count`` sessions before ``day`` and ``day`` itself (``day`` a session), in order:
+    the lookback window of a computation as of ``day``."""
+    table = list(_session_table())
+    end = bisect.bisect_right(table, day)
+    return table[max(0, end - count - 1) : end]
 
 
 def is_session(day: date) -> bool:

@@ -38,7 +38,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from finance_dag.backtest.engine import Panel
+from finance_dag.backtest.engine import Panel, forward_fill
 
 DEFAULT_WEIGHTS: dict[str, float] = {"momentum": 0.35, "quality": 0.30, "value": 0.15, "volatility": 0.20}
 MIN_HISTORY = 252
@@ -121,7 +121,7 @@ def quality_filter(index: np.ndarray, dates: np.ndarray) -> list[str | None]:
     first = np.where(observed.any(axis=0), observed.argmax(axis=0), n_rows)
     last = n_rows - 1 - observed[::-1].argmax(axis=0)
     window = index[-MIN_HISTORY - 1 :]
-    returns = _returns(window)
+    returns = simple_returns(window)
     reasons: list[str | None] = []
     for j in range(index.shape[1]):
         problems = []
@@ -153,7 +153,7 @@ def quality_filter(index: np.ndarray, dates: np.ndarray) -> list[str | None]:
     return reasons
 
 
-def _returns(index: np.ndarray) -> np.ndarray:
+def simple_returns(index: np.ndarray) -> np.ndarray:
     """Daily total returns between consecutive observed rows (NaN where either side is missing)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return index[1:] / index[:-1] - 1.0
@@ -181,8 +181,8 @@ def score_etfs(
     reasons = [excluded.get(s) or r for s, r in zip(panel.symbols, reasons, strict=True)]
     keep = np.array([r is None for r in reasons], dtype=bool)
     window = panel.prices[-MIN_HISTORY - 1 :, keep]
-    returns = np.nan_to_num(_returns(window))
-    filled = _forward_fill(window)
+    returns = np.nan_to_num(simple_returns(window))
+    filled = forward_fill(window)
     momentum = filled[-1 - MOMENTUM_SKIP] / filled[0] - 1.0
     sd = returns.std(axis=0, ddof=1)
     sharpe = np.divide(returns.mean(axis=0), sd, out=np.zeros_like(sd), where=sd > 0) * np.sqrt(252)
@@ -255,9 +255,3 @@ def _percentile(values: np.ndarray) -> np.ndarray:
         ranks = pl.Series(values[finite]).rank("average").to_numpy()
         out[finite] = ranks / finite.sum()
     return out
-
-
-def _forward_fill(matrix: np.ndarray) -> np.ndarray:
-    """Carry the last observed value down each column (leading NaNs stay)."""
-    rows = np.where(np.isnan(matrix), 0, np.arange(matrix.shape[0])[:, None])
-    return np.take_along_axis(matrix, np.maximum.accumulate(rows, axis=0), axis=0)

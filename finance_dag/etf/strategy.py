@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import polars as pl
 
 from finance_dag.backtest.engine import Panel
 from finance_dag.etf.optimize import Allocation, optimize
-from finance_dag.etf.scores import DEFAULT_WEIGHTS, MIN_HISTORY, Scores, score_etfs
+from finance_dag.etf.scores import DEFAULT_WEIGHTS, MIN_HISTORY, Scores, score_etfs, simple_returns
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,7 @@ def allocate(table: pl.DataFrame, panel: Panel, rules: Rules) -> Allocation:
     top = table.filter(pl.col("status") == "scored").head(rules.n_positions)
     columns = [panel.symbols.index(s) for s in top["symbol"]]
     window = panel.prices[-MIN_HISTORY - 1 :, columns]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        returns = window[1:] / window[:-1] - 1.0
+    returns = simple_returns(window)
     return optimize(
         dict(zip(top["symbol"], top["score"], strict=True)),
         returns,

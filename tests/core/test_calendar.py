@@ -51,3 +51,15 @@ def test_closed_weekdays_cache_agrees_with_the_calendar(tmp_path, monkeypatch):
     assert calendar.closed_weekdays(date(2024, 1, 2), date(2025, 12, 31)) == first
     assert date(2024, 11, 28) in first and date(2025, 1, 9) in first
     assert all(d.weekday() < 5 and not calendar.is_session(d) for d in first)
+
+
+def test_sessions_before_is_the_lookback_window_ending_on_the_day():
+    from finance_dag.core import calendar
+
+    window = calendar.sessions_before(date(2024, 11, 29), 3)
+    assert window == [
+        date(2024, 11, 25),
+        date(2024, 11, 26),
+        date(2024, 11, 27),
+        date(2024, 11, 29),
+    ]  # no 11-28

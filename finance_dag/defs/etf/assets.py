@@ -307,7 +307,7 @@ def as_of(lake: LakeResource, parts: DomainPartitions, key: str, first: date | N
     scores' lookback), or why there are none."""
     day = date.fromisoformat(key)
     etfs, _ = latest_universe(lake, parts, key)
-    start = first or calendar.sessions(date(day.year - 2, 1, 1), day)[-SCORE_LOOKBACK - 1]
+    start = first or calendar.sessions_before(day, SCORE_LOOKBACK)[0]
     rows = history.load_history(lake.lake, HISTORY_ROOT, start, day, etfs["symbol"].to_list())
     if rows.filter(pl.col("date") == day).is_empty():
         return f"etf_price_history has no prices for {key}: materialise etf_prices for {key}, then etf_price_history"

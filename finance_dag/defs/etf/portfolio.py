@@ -204,7 +204,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
     ) -> dg.MaterializeResult:
         rules = config.rules()
         start = date.fromisoformat(config.start) if config.start else default_start
-        lookback = calendar.sessions(date(start.year - 2, 1, 1), start)[-MIN_HISTORY - 2]
+        lookback = calendar.sessions_before(start, MIN_HISTORY + 1)[0]
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
                 inputs = as_of(lake, parts, key, first=lookback)

@@ -93,11 +93,6 @@ def residuals_path(key: str) -> str:
     return f"factor_returns/date={key}/residuals.parquet"
 
 
-def sessions_before(day: date, count: int) -> list[date]:
-    """The ``count`` sessions before ``day`` and ``day`` itself."""
-    return calendar.sessions(date(day.year - 3, 1, 1), day)[-count - 1 :]
-
-
 def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsDefinition]:
     days = parts.trading_days
 
@@ -120,7 +115,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         context: dg.AssetExecutionContext, equity_data: EquityDataResource, lake: LakeResource
     ) -> dg.MaterializeResult:
         keys = [date.fromisoformat(k) for k in context.partition_keys]
-        start = sessions_before(keys[0], HISTORY_SESSIONS)[0]
+        start = calendar.sessions_before(keys[0], HISTORY_SESSIONS)[0]
         prices = equity_data.prices(start, keys[-1])
         market = equity_data.market(start, keys[-1])
         months: dict[tuple[int, int], date] = {}
@@ -193,7 +188,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         context: dg.AssetExecutionContext, equity_data: EquityDataResource, lake: LakeResource
     ) -> dg.MaterializeResult:
         keys = [date.fromisoformat(k) for k in context.partition_keys]
-        previous = sessions_before(keys[0], 1)[0]
+        previous = calendar.sessions_before(keys[0], 1)[0]
         wanted = [previous, *keys]
         paths = [lake_path(EXPOSURES, days, d.isoformat()) for d in wanted]
         exposures = lake.lake.read_many(p for p in paths if lake.lake.exists(p))
@@ -207,7 +202,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                 if row is None and day == date.fromisoformat(days.get_first_partition_key()):
                     row = pl.DataFrame({"date": [day], "used": [0], "left_out": [0]})  # nothing before it
                 if row is None:
-                    before = sessions_before(day, 1)[0]
+                    before = calendar.sessions_before(day, 1)[0]
                     writer.fail(
                         day.isoformat(),
                         [f"no regression for {day}: no factor_exposures of {before} or no prices"],
@@ -263,7 +258,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
                 day = date.fromisoformat(key)
-                window = [d.isoformat() for d in sessions_before(day, COVARIANCE_WINDOW - 1)]
+                window = [d.isoformat() for d in calendar.sessions_before(day, COVARIANCE_WINDOW - 1)]
                 present = [k for k in window if lake.lake.exists(lake_path(RETURNS, days, k))]
                 exposures_path = lake_path(EXPOSURES, days, key)
                 if len(present) < 2 or not lake.lake.exists(exposures_path):
@@ -335,7 +330,7 @@ def book_assets(
         rows = history.load_history(
             lake.lake,
             "etf_price_history",
-            sessions_before(built.day, COVARIANCE_WINDOW)[0],
+            calendar.sessions_before(built.day, COVARIANCE_WINDOW)[0],
             built.day,
             symbols,
         )
