@@ -167,7 +167,7 @@ def attribute(
     factor_contribution = x_p * f_x * per_sigma
     mcr = (x @ f_x + specific @ w) * per_sigma
     contribution = w * mcr
-    name_vol = np.sqrt(np.einsum("ik,kl,il->i", x, cov, x) + s2)
+    name_vol = np.sqrt(predicted_variance(x, cov, s2))
 
     return Attribution(
         exposures=dict(zip(factors, x_p.tolist(), strict=True)),
@@ -215,6 +215,12 @@ def attribute(
         ),
         excluded_weight=float(sum(weight for _, weight, _ in excluded)),
     )
+
+
+def predicted_variance(exposures: np.ndarray, factor_cov: np.ndarray, specific_var: np.ndarray) -> np.ndarray:
+    """Each name's own predicted daily variance ``x_i F x_iᵀ + s_i²`` (n × k exposures, k × k
+    factor covariance, n specific variances)."""
+    return np.einsum("ik,kl,il->i", exposures, factor_cov, exposures) + specific_var
 
 
 def _check(confidence: float, horizon_days: int) -> None:

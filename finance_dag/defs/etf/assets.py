@@ -302,13 +302,19 @@ class AsOf:
     universe: pl.DataFrame
 
 
-def as_of(lake: LakeResource, parts: DomainPartitions, key: str, first: date | None = None) -> AsOf | str:
+def as_of(
+    lake: LakeResource,
+    parts: DomainPartitions,
+    key: str,
+    first: date | None = None,
+    symbols: list[str] | None = None,
+) -> AsOf | str:
     """The inputs of session ``key`` from the research layout (from ``first``, default the
-    scores' lookback), or why there are none."""
+    scores' lookback; ``symbols``, default the whole universe), or why there are none."""
     day = date.fromisoformat(key)
     etfs, _ = latest_universe(lake, parts, key)
     start = first or calendar.sessions_before(day, SCORE_LOOKBACK)[0]
-    rows = history.load_history(lake.lake, HISTORY_ROOT, start, day, etfs["symbol"].to_list())
+    rows = history.load_history(lake.lake, HISTORY_ROOT, start, day, symbols or etfs["symbol"].to_list())
     if rows.filter(pl.col("date") == day).is_empty():
         return f"etf_price_history has no prices for {key}: materialise etf_prices for {key}, then etf_price_history"
     path = unserved_path(key)

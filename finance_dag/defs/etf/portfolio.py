@@ -151,13 +151,15 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
         with PartitionWriter(context, lake.lake) as writer:
             for key in context.partition_keys:
                 path = lake_path(SCORES, days, key)
-                inputs = as_of(lake, parts, key)
-                if isinstance(inputs, str) or not lake.lake.exists(path):
-                    writer.fail(
-                        key, [inputs if isinstance(inputs, str) else f"etf_factor_scores has no {key}"]
-                    )
+                if not lake.lake.exists(path):
+                    writer.fail(key, [f"etf_factor_scores has no {key}"])
                     continue
                 table = lake.lake.read_parquet(path)
+                candidates = table.filter(pl.col("status") == "scored").head(rules.n_positions)["symbol"]
+                inputs = as_of(lake, parts, key, symbols=candidates.to_list())  # only the candidates' prices
+                if isinstance(inputs, str):
+                    writer.fail(key, [inputs])
+                    continue
                 allocation = strategy.allocate(table, inputs.panel, rules)
                 weights = pl.DataFrame(
                     {"symbol": list(allocation.weights), "weight": list(allocation.weights.values())}

@@ -22,7 +22,7 @@ from finance_dag.platform.contract import code_version, table_metadata
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
-from finance_dag.risk import books, model, signals
+from finance_dag.risk import attribution, books, model, signals
 from finance_dag.risk.model import FACTORS, FactorReturns, RiskModel
 
 GROUP = "risk"
@@ -515,8 +515,8 @@ def book_assets(
         built, factor_history, etf_returns = loaded
         exposures, specific, _ = books.book_exposures(built, symbols, etf_returns, factor_history)
         x = exposures.select(built.factors).to_numpy().astype(float)
-        variance = np.einsum("ij,jk,ik->i", x, built.covariance, x) + np.array(
-            [specific.get(s, np.nan) for s in exposures["symbol"]]
+        variance = attribution.predicted_variance(
+            x, built.covariance, np.array([specific.get(s, np.nan) for s in exposures["symbol"]])
         )
         volatility = dict(zip(exposures["symbol"], np.sqrt(variance * 252), strict=True))
         table = signals.factor_adjusted_signals(
