@@ -108,6 +108,26 @@ class CostModel:
         costs["total_cost"] = commission + spread + impact
         return trades.with_columns(pl.Series(name, costs[name], dtype=pl.Float64) for name in _COST_COLUMNS)
 
+    def order_costs(
+        self, shares: np.ndarray, price: np.ndarray, adv: np.ndarray, volatility: np.ndarray
+    ) -> np.ndarray:
+        """Total cost (currency) of each order of ``shares`` (any shape, the sign ignored; 0 = no
+        order, free) with its ``price``, ``adv`` and daily ``volatility`` (same shape, read only
+        where an order is placed): the array form of :meth:`trade_costs`' ``total_cost``."""
+        size, *market = (np.asarray(a, dtype=float) for a in (shares, price, adv, volatility))
+        for name, a in zip(("price", "adv", "volatility"), market, strict=True):
+            if a.shape != size.shape:
+                raise ValueError(f"order_costs: {name} has shape {a.shape}, the orders {size.shape}")
+        bad = _invalid(size, *market)
+        if bad.any():
+            where = [tuple(int(i) for i in ix) for ix in np.argwhere(bad)[:3]]
+            raise ValueError(
+                f"order_costs: {int(bad.sum())} order(s) need price > 0, adv > 0 and volatility ≥ 0 "
+                f"(finite), e.g. at index {where}"
+            )
+        commission, spread, impact = self._components(np.abs(size), *market)
+        return commission + spread + impact
+
     def weight_costs(
         self,
         weights: np.ndarray,
@@ -137,26 +157,14 @@ class CostModel:
         w = np.nan_to_num(np.asarray(weights, dtype=float), nan=0.0)
         if w.ndim != 2:
             raise ValueError(f"weight_costs: weights must be T×N, got shape {w.shape}")
-        arrays = [np.asarray(a, dtype=float) for a in (prices, adv, volatility)]
-        for name, a in zip(("prices", "adv", "volatility"), arrays, strict=True):
-            if a.shape != w.shape:
-                raise ValueError(f"weight_costs: {name} has shape {a.shape}, weights {w.shape}")
         cap = np.broadcast_to(np.asarray(capital, dtype=float), w.shape[:1])
         if not (np.isfinite(cap).all() and (cap > 0).all()):
             raise ValueError("weight_costs: capital must be finite and positive")
-        price, daily_volume, sigma = arrays
+        price = np.asarray(prices, dtype=float)
         turnover = np.abs(np.diff(w, axis=0, prepend=0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             size = np.where(turnover > 0, turnover * cap[:, None] / price, 0.0)
-        bad = _invalid(size, price, daily_volume, sigma)
-        if bad.any():
-            where = [tuple(int(i) for i in ix) for ix in np.argwhere(bad)[:3]]
-            raise ValueError(
-                f"weight_costs: {int(bad.sum())} order(s) need price > 0, adv > 0 and volatility ≥ 0 "
-                f"(finite), e.g. at (session, symbol) index {where}"
-            )
-        commission, spread, impact = self._components(size, price, daily_volume, sigma)
-        return (commission + spread + impact).sum(axis=1) / cap
+        return self.order_costs(size, price, adv, volatility).sum(axis=1) / cap
 
 
 def _invalid(shares: np.ndarray, price: np.ndarray, adv: np.ndarray, volatility: np.ndarray) -> np.ndarray:

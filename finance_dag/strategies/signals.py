@@ -326,6 +326,7 @@ def pair_stat_arb(
     exit: float,
     pair: tuple[str, str] | None = None,
     train: slice | None = None,
+    in_sample: bool = False,
 ) -> np.ndarray:
     """Statistical arbitrage on one pair (a, b).
 
@@ -335,7 +336,8 @@ def pair_stat_arb(
     (+1: long a, short β of b) when z < -entry and short when z > +entry, held until |z| < exit.
     Per-symbol positions are the spread's dollar legs scaled into [-1, 1]:
     w_a = s / max(1, |β|), w_b = -β s / max(1, |β|). Flat on and before the window's last session
-    (the fit uses it) and on every other symbol.
+    (the fit uses it) and on every other symbol; with ``in_sample`` it also trades inside the window
+    (the in-sample path a walk-forward scores its training window on, knowingly fitted on it).
     """
     window = train if train is not None else slice(0, lookback)
     if pair is None:
@@ -348,10 +350,10 @@ def pair_stat_arb(
             )
         a, b = (bars.symbols.index(s) for s in pair)
         fitted = replace(choose_pair(bars.close[:, [a, b]], window), a=a, b=b)
-    stop = range(bars.close.shape[0])[window][-1] + 1  # choose_pair made sure the window is not empty
+    rows = range(bars.close.shape[0])[window]  # choose_pair made sure the window is not empty
     logs = np.log(bars.close[:, [fitted.a, fitted.b]])
     z = (logs[:, :1] - fitted.alpha - fitted.beta * logs[:, 1:]) / fitted.spread_std
-    z[:stop] = np.nan
+    z[: rows[0] if in_sample else rows[-1] + 1] = np.nan
     spread = _band_reversal(z, entry, exit)[:, 0]
     scale = max(1.0, abs(fitted.beta))
     raw = np.zeros(bars.close.shape)
@@ -560,7 +562,7 @@ STRATEGIES: dict[str, Strategy] = {
                 "entry": Param(2.0, 1.0, 4.0, (1.5, 2.0, 2.5), "|z| at which the spread is entered"),
                 "exit": Param(0.5, 0.0, 1.0, (0.0, 0.5), "|z| under which the spread is closed"),
             },
-            options=("pair", "train"),
+            options=("pair", "train", "in_sample"),
         ),
         Strategy(
             "volatility_regime_filter",

@@ -216,7 +216,7 @@ def test_weight_costs_ignore_missing_inputs_without_an_order():
 def test_weight_costs_validation():
     with pytest.raises(ValueError, match="weights must be T×N"):
         DEFAULT_COSTS.weight_costs(W[0], PRICES[0], ADV[0], SIGMA[0], CAPITAL)
-    with pytest.raises(ValueError, match=r"adv has shape \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"adv has shape \(3, 2\), the orders \(4, 2\)"):
         DEFAULT_COSTS.weight_costs(W, PRICES, ADV[:3], SIGMA, CAPITAL)
     with pytest.raises(ValueError, match="capital must be finite and positive"):
         DEFAULT_COSTS.weight_costs(W, PRICES, ADV, SIGMA, 0.0)

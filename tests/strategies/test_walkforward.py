@@ -4,11 +4,16 @@ choice from training data only, and no manufactured edge on pure-noise bars."""
 from functools import partial
 
 import numpy as np
+import polars as pl
 import pytest
 
 from finance_dag.backtest.costs import CostModel
+from finance_dag.backtest.vectorised import intraday_path, weights_returns
+from finance_dag.core import calendar
+from finance_dag.market_data.bars import ny_date
 from finance_dag.strategies import STRATEGIES, Bars
-from finance_dag.strategies.walkforward import position_weights, strategy_returns, walk_forward, windows
+from finance_dag.strategies.walkforward import position_weights, walk_forward, walk_forward_intraday, windows
+from tests.strategies.test_signals import SESSIONS, bars_of, cointegrated_closes, minute_frame
 
 
 def random_walk(n_sessions: int, n_symbols: int, seed: int) -> Bars:
@@ -39,14 +44,15 @@ def test_windows_reject_nothing_to_test():
         windows(30, 30, 5)
 
 
-def test_strategy_returns_by_hand_with_costs():
+def test_weights_returns_by_hand_with_costs():
     positions = np.array([[1.0, -1.0], [0.5, 0.0], [0.0, 0.0]])
     returns = np.array([[np.nan, np.nan], [0.02, -0.04], [0.10, np.nan]])
     costs = np.array([0.001, 0.0005, 0.0002])
     # weights p / 2: session 1 earns 0.5·0.02 + (-0.5)·(-0.04) = 0.03; session 2 earns 0.25·0.10 = 0.025
     expected = np.array([-0.001, 0.03 - 0.0005, 0.025 - 0.0002])
-    np.testing.assert_allclose(strategy_returns(positions, returns, costs), expected, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(strategy_returns(positions, returns), expected + costs, rtol=0, atol=1e-15)
+    weights = position_weights(positions)
+    np.testing.assert_allclose(weights_returns(weights, returns, costs), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(weights_returns(weights, returns), expected + costs, rtol=0, atol=1e-15)
 
 
 def test_walk_forward_stitches_the_chosen_paths_test_returns_net_of_costs():
@@ -64,7 +70,7 @@ def test_walk_forward_stitches_the_chosen_paths_test_returns_net_of_costs():
     symbol_returns = np.vstack([np.full(6, np.nan), bars.close[1:] / bars.close[:-1] - 1.0])
     for (_, scored), params in zip(result.windows, result.chosen, strict=True):
         positions = strategy(bars, **params)
-        net = strategy_returns(positions, symbol_returns, cost(position_weights(positions)))
+        net = weights_returns(position_weights(positions), symbol_returns, cost(position_weights(positions)))
         np.testing.assert_array_equal(result.returns[scored.start - 100 : scored.stop - 100], net[scored])
     assert result.n_trials == len(strategy.grid()) and result.dates[0] == bars.dates[100]
     assert result.returns.size == 200 and 0.0 <= result.pbo <= 1.0
@@ -96,3 +102,48 @@ def test_no_edge_is_manufactured_on_noise():
         sharpes.append(result.out_of_sample["sharpe"])
     assert np.max(np.abs(sharpes)) < 3 * np.sqrt(252 / 748)
     assert abs(np.mean(sharpes)) < 0.6
+
+
+def test_pair_is_fitted_again_on_each_training_window_and_traded_after_it():
+    bars = bars_of(cointegrated_closes(460))
+    strategy = STRATEGIES["pair_stat_arb"]
+    result = walk_forward(strategy, bars, train=200, test=130)
+    symbol_returns = np.vstack([np.full(3, np.nan), bars.close[1:] / bars.close[:-1] - 1.0])
+    for (fit, scored), params in zip(result.windows, result.chosen, strict=True):
+        in_sample = strategy(bars, train=fit, in_sample=True, **params)
+        assert np.abs(in_sample[fit]).sum() > 0  # the training window is traded, in sample
+        np.testing.assert_array_equal(in_sample[fit.stop :], strategy(bars, train=fit, **params)[fit.stop :])
+        net = weights_returns(position_weights(in_sample), symbol_returns)
+        np.testing.assert_array_equal(result.returns[scored.start - 200 : scored.stop - 200], net[scored])
+
+
+def intraday_minutes(n_sessions: int, symbols: int, seed: int) -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for j in range(symbols):
+        frames = []
+        for day in SESSIONS[:n_sessions]:
+            closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, calendar.expected_minutes(day))))
+            frames.append(minute_frame(day, closes, closes * 1.0005, closes * 0.9995))
+        out[f"S{j}"] = pl.concat(frames)
+    return out
+
+
+def test_intraday_costs_reduce_each_session_by_exactly_the_spread_on_its_turnover():
+    minutes = intraday_minutes(12, 2, seed=5)
+    spread_only = CostModel(
+        commission_per_share=0, min_commission=0, half_spread_bps=10, impact_coefficient=0
+    )
+    grid = [{"range_minutes": 30}]
+    strategy = STRATEGIES["opening_range_breakout"]
+    free = walk_forward_intraday(strategy, minutes, train=6, test=3, grid=grid)
+    paid = walk_forward_intraday(strategy, minutes, train=6, test=3, costs=spread_only, grid=grid)
+    assert free.turnover.sum() > 0 and free.returns.size == 6
+    np.testing.assert_allclose(free.returns - paid.returns, 1e-3 * free.turnover, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(paid.costs, 1e-3 * free.turnover, rtol=1e-9)
+    # a session's return is the mean of the symbols' intraday returns: flat overnight
+    per_symbol = []
+    for frame in minutes.values():
+        session = frame.select(ny_date()).to_series().to_numpy()
+        per_symbol.append(intraday_path(session, frame["close"].to_numpy(), strategy(frame, **grid[0])).gross)
+    np.testing.assert_allclose(free.returns, np.mean(per_symbol, axis=0)[6:], rtol=1e-12)
