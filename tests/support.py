@@ -15,7 +15,7 @@ from finance_dag.core import calendar
 from finance_dag.core.settings import Settings, load_settings
 from finance_dag.definitions import build_definitions
 from finance_dag.defs.market_data.assets import build_assets
-from finance_dag.platform.partitions import DomainPartitions, session_range_tags  # noqa: F401
+from finance_dag.platform.partitions import DomainPartitions, range_tags, session_range_tags
 from finance_dag.platform.registry import BarVendorsResource, SimulatedMarketResource
 
 THANKSGIVING_WEEK = (date(2024, 11, 27), date(2024, 11, 29))  # a full day, a holiday, an early close
@@ -73,14 +73,46 @@ def materialise_risk(defs: dg.Definitions, instance, day: date) -> None:
     run_job(defs, instance, "risk_job", {"dagster/partition": day.isoformat()})
 
 
+def materialise_market_data(defs: dg.Definitions, instance, first: date, last: date) -> None:
+    """Minute bars, daily bars, the consolidated lake and the coverage report of ``first..last``
+    (each ranged job in one run), as the strategies read them."""
+    run_job(defs, instance, "minute_bars_job", session_range_tags(first, last))
+    run_job(defs, instance, "daily_market_data_job", session_range_tags(first, last))
+    keys = defs.resolve_assets_def("consolidated_bars").partitions_def.get_partition_keys()
+    run_job(defs, instance, "consolidate_job", range_tags(keys[0], keys[-1]))
+    run_job(defs, instance, "coverage_report_job")
+
+
+def strategy_config(train: int = 20, test: int = 5, **extra: object) -> dict:
+    """Run config of ``strategy_backtests`` with short walk-forward windows (and ``extra`` fields)."""
+    return {
+        "ops": {"strategy_backtests": {"config": {"train_sessions": train, "test_sessions": test, **extra}}}
+    }
+
+
+def materialise_strategies(defs: dg.Definitions, instance, run_config: dict | None = None, ok: bool = True):
+    """Every strategy's backtest and the report in one run (the static partitions as one range)."""
+    keys = defs.resolve_assets_def("strategy_backtests").partitions_def.get_partition_keys()
+    return run_job(
+        defs, instance, "strategies_job", range_tags(keys[0], keys[-1]), ok, run_config or strategy_config()
+    )
+
+
 def run_universe(defs: dg.Definitions, instance, day: date, ok: bool = True):
     """Materialise ``etf_universe`` alone for ``day``."""
     return run_job(defs, instance, "etf_universe_job", {"dagster/partition": day.isoformat()}, ok=ok)
 
 
-def run_job(defs: dg.Definitions, instance, job: str, tags: dict[str, str] | None = None, ok: bool = True):
+def run_job(
+    defs: dg.Definitions,
+    instance,
+    job: str,
+    tags: dict[str, str] | None = None,
+    ok: bool = True,
+    run_config: dict | None = None,
+):
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, raise_on_error=False
+        instance=instance, tags=tags or {}, raise_on_error=False, run_config=run_config
     )
     assert result.success is ok, failure_messages(result)
     return result

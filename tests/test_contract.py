@@ -16,19 +16,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from finance_dag.core import calendar
 from finance_dag.definitions import domains
 from finance_dag.platform.contract import COLUMN_LINEAGE, COLUMN_SCHEMA, DOMAIN_TAG
 from finance_dag.platform.storage import PARTITION_FILES, asset_lake_path
 from tests.support import (
     ETF_WINDOW,
     RISK_WINDOW,
-    SYMBOLS,
     THANKSGIVING_WEEK,
     make_defs,
     materialise_etf,
+    materialise_market_data,
     materialise_risk,
+    materialise_strategies,
     run_job,
-    session_range_tags,
 )
 
 PACKAGE = Path(__file__).parents[1] / "finance_dag"
@@ -93,10 +94,8 @@ def test_code_versions_follow_the_logic(specs, tmp_path, monkeypatch):
 def test_every_materialisation_has_a_row_count_a_preview_and_lineage_where_derived(tmp_path, instance):
     defs = make_defs(str(tmp_path / "lake"), env={**ETF_WINDOW, **RISK_WINDOW})
     day = THANKSGIVING_WEEK[1]
-    run_job(defs, instance, "minute_bars_job", session_range_tags(day, day))
-    run_job(defs, instance, "daily_market_data_job", {"dagster/partition": day.isoformat()})
-    run_job(defs, instance, "consolidate_job", {"dagster/partition": SYMBOLS[0]})
-    run_job(defs, instance, "coverage_report_job")
+    materialise_market_data(defs, instance, calendar.sessions_before(day, 29)[0], day)  # 30 sessions
+    materialise_strategies(defs, instance)
     run_job(defs, instance, "lending_job", {"dagster/partition": day.isoformat()})
     materialise_etf(defs, instance, day)
     materialise_risk(defs, instance, day)

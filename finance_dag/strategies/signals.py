@@ -117,9 +117,11 @@ def _rolling(x: np.ndarray, window: int, reduce: Callable[..., np.ndarray]) -> n
 
 
 def _lagged(x: np.ndarray, k: int) -> np.ndarray:
-    """``x`` shifted down by ``k`` rows: row t holds row t-k (NaN on the first k rows)."""
+    """``x`` shifted down by ``k`` rows: row t holds row t-k (NaN on the first k rows, so all of
+    them when ``k`` reaches the number of rows)."""
     out = np.full(x.shape, np.nan)
-    out[k:] = x[: x.shape[0] - k]
+    if k < x.shape[0]:
+        out[k:] = x[: x.shape[0] - k]
     return out
 
 

@@ -120,6 +120,7 @@ class WalkForward:
 
     - ``windows``: the (train, test) session slices; ``chosen``: the parameter set picked on each
       window's training sessions; ``n_trials``: the parameter sets tried per window (the grid size);
+    - ``sessions``: every session evaluated (the windows index it);
     - ``dates`` / ``returns`` / ``turnover`` / ``costs``: the stitched out-of-sample sessions (net
       returns, one-way turnover, costs paid, fractions of capital);
     - ``in_sample``: :func:`summary` of the chosen sets' training sessions, window after window
@@ -136,6 +137,7 @@ class WalkForward:
     windows: tuple[tuple[slice, slice], ...]
     chosen: tuple[dict[str, float], ...]
     n_trials: int
+    sessions: np.ndarray
     dates: np.ndarray
     returns: np.ndarray
     turnover: np.ndarray
@@ -200,6 +202,7 @@ def select(
         windows=tuple(splits),
         chosen=tuple(dict(grid[best]) for *_, best in picked),
         n_trials=len(grid),
+        sessions=dates,
         dates=dates[train:],
         returns=returns,
         turnover=traded,

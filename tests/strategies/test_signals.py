@@ -290,3 +290,13 @@ def test_unknown_names_and_out_of_range_parameters_are_named():
         validate("momentum_5d", {"lookback": 3})
     assert validate("pair_stat_arb", {"pair": ("A", "B")})["pair"] == ("A", "B")  # options pass through
     assert validate("rsi_reversal", {"period": np.int64(10)})["period"] == 10  # numpy numbers are numbers
+
+
+@pytest.mark.parametrize("name", [n for n, s in STRATEGIES.items() if s.data == "daily"])
+def test_lookbacks_longer_than_the_history_give_flat_positions_not_errors(name):
+    """Every grid value on 12 sessions: windows longer than that cannot fill, and nothing fails."""
+    bars = bars_of(50 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.02, (12, 4)), axis=0)))
+    for params in get(name).grid():
+        extra = {"train": slice(0, 10)} if name == "pair_stat_arb" else {}
+        positions = get(name)(bars, **params, **extra)
+        assert positions.shape == bars.close.shape and np.isfinite(positions).all()
