@@ -158,20 +158,28 @@ def _quantile_long_short(score: np.ndarray, quantile: float) -> np.ndarray:
 
 
 def _band_reversal(z: np.ndarray, entry: float, exit: float) -> np.ndarray:
-    """Mean-reversion with hysteresis, column by column along time:
+    """Mean-reversion with hysteresis, column by column along time (``exit`` ≤ ``entry``):
 
     - z < -entry → +1 (long), z > +entry → -1 (short);
     - otherwise a long is kept while z < -exit and a short while z > +exit, else flat;
     - a NaN z is flat and forgets the position.
+
+    Vectorised: the position at t is the sign of the latest entry at s ≤ t if every row in (s, t]
+    kept it (a long survives only rows with -entry ≤ z < -exit, a short only +exit < z ≤ +entry),
+    else flat; latest indices come from running maxima, so there is no loop over time.
     """
-    out = np.zeros(z.shape)
-    held = np.zeros(z.shape[1])
-    for t in range(z.shape[0]):
-        row = z[t]
-        keep = np.where(held > 0, row < -exit, row > exit) & (held != 0)
-        held = np.select([row < -entry, row > entry, keep], [1.0, -1.0, held], 0.0)
-        out[t] = held
-    return out
+    rows = np.arange(z.shape[0])[:, None]
+    with np.errstate(invalid="ignore"):
+        long_entry, short_entry = z < -entry, z > entry
+        keeps_long, keeps_short = z < -exit, z > exit
+    entered = long_entry | short_entry
+    last_entry = np.maximum.accumulate(np.where(entered, rows, -1), axis=0)
+    side = np.take_along_axis(long_entry.astype(float) - short_entry, np.maximum(last_entry, 0), axis=0)
+    side = np.where(last_entry >= 0, side, 0.0)
+    long_broken = np.maximum.accumulate(np.where(entered | keeps_long, -1, rows), axis=0)
+    short_broken = np.maximum.accumulate(np.where(entered | keeps_short, -1, rows), axis=0)
+    alive = np.where(side > 0, long_broken < last_entry, short_broken < last_entry)
+    return np.where(alive, side, 0.0)
 
 
 def _wilder_average(x: np.ndarray, n: int) -> np.ndarray:
@@ -321,9 +329,11 @@ def choose_pair(closes: np.ndarray, train: slice) -> Pair:
     )
 
 
+PAIR_TRAIN = 252  # sessions the pair is chosen and fitted on when no training window is given
+
+
 def pair_stat_arb(
     bars: Bars,
-    lookback: int,
     entry: float,
     exit: float,
     pair: tuple[str, str] | None = None,
@@ -332,7 +342,7 @@ def pair_stat_arb(
 ) -> np.ndarray:
     """Statistical arbitrage on one pair (a, b).
 
-    The training window is ``train`` (default: the first ``lookback`` sessions); the pair is
+    The training window is ``train`` (default: the first ``PAIR_TRAIN`` sessions); the pair is
     ``pair`` or :func:`choose_pair`'s on that window. OLS on the window gives
     log a = α + β log b + e, and z_t = (log a_t - α - β log b_t) / std(e). The spread is long
     (+1: long a, short β of b) when z < -entry and short when z > +entry, held until |z| < exit.
@@ -341,7 +351,7 @@ def pair_stat_arb(
     (the fit uses it) and on every other symbol; with ``in_sample`` it also trades inside the window
     (the in-sample path a walk-forward scores its training window on, knowingly fitted on it).
     """
-    window = train if train is not None else slice(0, lookback)
+    window = train if train is not None else slice(0, PAIR_TRAIN)
     if pair is None:
         fitted = choose_pair(bars.close, window)
     else:
@@ -398,6 +408,14 @@ def low_volatility_tilt(bars: Bars, window: int, quantile: float) -> np.ndarray:
     """Cross-sectional low-volatility factor: each session, long the ``quantile`` of symbols with the
     lowest realised vol of the last n = ``window`` daily log returns, short the highest."""
     return _positions(_quantile_long_short(-_realised_vol(bars.close, window), quantile), bars.close)
+
+
+def fit_pair(bars: Bars, train: slice) -> dict[str, object]:
+    """The options ``pair_stat_arb`` trades with after training on rows ``train``: the pair
+    :func:`choose_pair` picks there (by name) and the window its hedge ratio is fitted on. The
+    walk-forward calls it once per training window, not once per parameter set."""
+    chosen = choose_pair(bars.close, train)
+    return {"pair": (bars.symbols[chosen.a], bars.symbols[chosen.b]), "train": train}
 
 
 # --- intraday ---------------------------------------------------------------------------------
@@ -470,7 +488,9 @@ class Param:
 class Strategy:
     """A registered rule: ``signal(data, **params)`` with ``data`` daily :class:`Bars` (``data="daily"``)
     or one symbol's minute-bar frame (``data="minute"``). ``params`` are the tunable parameters;
-    ``options`` names keyword arguments passed through unchecked (not searched over)."""
+    ``options`` names keyword arguments passed through unchecked (not searched over); ``fit``, when
+    set, gives the options a training window fixes (``fit(bars, train_rows)``), for rules fitted on
+    their training window."""
 
     name: str
     family: Family
@@ -478,6 +498,7 @@ class Strategy:
     params: Mapping[str, Param] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     data: Literal["daily", "minute"] = "daily"
+    fit: Callable[[Bars, slice], dict[str, object]] | None = None
 
     @property
     def defaults(self) -> dict[str, float]:
@@ -560,11 +581,11 @@ STRATEGIES: dict[str, Strategy] = {
             "mean_reversion",
             pair_stat_arb,
             {
-                "lookback": Param(252, 30, 2520, (126, 252), "training sessions when no window is given"),
                 "entry": Param(2.0, 1.0, 4.0, (1.5, 2.0, 2.5), "|z| at which the spread is entered"),
                 "exit": Param(0.5, 0.0, 1.0, (0.0, 0.5), "|z| under which the spread is closed"),
             },
             options=("pair", "train", "in_sample"),
+            fit=fit_pair,
         ),
         Strategy(
             "volatility_regime_filter",

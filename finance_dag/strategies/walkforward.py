@@ -239,10 +239,11 @@ def walk_forward(
         costs = np.zeros(weights.shape[0]) if cost is None else cost(weights)
         return Path(weights_returns(weights, symbol_returns, costs), turnover(weights), costs)
 
-    if "train" in strategy.options:  # fitted per training window, scored in sample on it
+    if strategy.fit is not None:  # fitted once per training window, scored in sample on it
 
         def fitted(fit: slice) -> list[Path]:
-            return [path(strategy(bars, train=fit, in_sample=True, **params)) for params in grid]
+            options = strategy.fit(bars, fit)
+            return [path(strategy(bars, **options, in_sample=True, **params)) for params in grid]
 
         return select(strategy.name, bars.dates, grid, fitted, train, test)
     causal = [path(strategy(bars, **params)) for params in grid]

@@ -300,3 +300,26 @@ def test_lookbacks_longer_than_the_history_give_flat_positions_not_errors(name):
         extra = {"train": slice(0, 10)} if name == "pair_stat_arb" else {}
         positions = get(name)(bars, **params, **extra)
         assert positions.shape == bars.close.shape and np.isfinite(positions).all()
+
+
+def step_by_step_band_reversal(z: np.ndarray, entry: float, exit: float) -> np.ndarray:
+    """The hysteresis rule applied one session at a time, as the docstring states it."""
+    out, held = np.zeros(z.shape), np.zeros(z.shape[1])
+    for t, row in enumerate(z):
+        keep = np.where(held > 0, row < -exit, row > exit) & (held != 0)
+        held = np.select([row < -entry, row > entry, keep], [1.0, -1.0, held], 0.0)
+        out[t] = held
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_vectorised_band_reversal_equals_the_step_by_step_rule(seed):
+    from finance_dag.strategies.signals import _band_reversal
+
+    rng = np.random.default_rng(seed)
+    z = 0.3 * np.cumsum(rng.normal(0, 0.7, (300, 4)), axis=0)
+    z[rng.random(z.shape) < 0.05] = np.nan  # NaNs forget the position
+    for entry, exit in ((1.0, 0.0), (1.5, 0.5), (2.0, 1.0), (1.0, 1.0)):
+        np.testing.assert_array_equal(
+            _band_reversal(z, entry, exit), step_by_step_band_reversal(z, entry, exit)
+        )
