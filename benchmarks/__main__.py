@@ -13,6 +13,7 @@ SCRIPTS = [
     "benchmarks.bench_lending_backfill",
     "benchmarks.bench_etf",
     "benchmarks.bench_risk",
+    "benchmarks.bench_strategies",
 ]
 
 
