@@ -18,6 +18,7 @@ import polars as pl
 
 from finance_dag.analytics import performance_summary
 from finance_dag.backtest.costs import CostModel
+from finance_dag.backtest.engine import forward_fill
 from finance_dag.strategies.signals import Bars, Strategy
 from finance_dag.strategies.sizing import Sizer, Sizing
 from finance_dag.strategies.walkforward import WalkForward, walk_forward
@@ -34,7 +35,7 @@ __all__ = [
     "grid_with",
     "rolling_sharpe",
     "select_symbols",
-    "testable_symbols",
+    "usable_symbols",
 ]
 
 COST_WINDOW = 21  # sessions of volume and returns behind the ADV and σ that price an order
@@ -97,7 +98,7 @@ def bars_from_daily(frame: pl.DataFrame) -> Bars:
     return Bars(dates, tuple(symbols.tolist()), *(matrix(c) for c in ("close", "high", "low", "volume")))
 
 
-def testable_symbols(bars: Bars, ready: Sequence[str], min_sessions: int) -> tuple[list[str], dict[str, str]]:
+def usable_symbols(bars: Bars, ready: Sequence[str], min_sessions: int) -> tuple[list[str], dict[str, str]]:
     """The symbols of ``bars`` a walk-forward can use, and every other symbol with its reason:
     not marked ready by the coverage report, or fewer than ``min_sessions`` closes (train + test)."""
     kept, skipped = [], {}
@@ -126,9 +127,12 @@ def select_symbols(bars: Bars, symbols: Sequence[str]) -> Bars:
 def daily_cost(bars: Bars, model: CostModel, capital: float):
     """The per-session cost function of a weights path on ``bars`` (for :func:`walk_forward`): orders
     priced at the close with the trailing ``COST_WINDOW``-session mean volume (ADV, rows ≤ t) and
-    standard deviation of daily returns (σ, ddof=1; ``FALLBACK_VOLATILITY`` before two returns)."""
-    volume = pl.DataFrame(bars.volume, orient="row")
-    adv = volume.select(pl.all().rolling_mean(COST_WINDOW, min_samples=1)).to_numpy()
+    standard deviation of daily returns (σ, ddof=1; ``FALLBACK_VOLATILITY`` before two returns).
+
+    A symbol without a bar on t that must be sold there (a rule is flat where there is no close) is
+    sold at its last close, as the event loop does, with the ADV of the sessions it traded."""
+    volume = pl.DataFrame(bars.volume, orient="row").select(pl.all().fill_nan(None))
+    adv = volume.select(pl.all().rolling_mean(COST_WINDOW, min_samples=1).forward_fill()).to_numpy()
     returns = np.full(bars.close.shape, np.nan)
     returns[1:] = bars.close[1:] / bars.close[:-1] - 1.0
     sigma = pl.DataFrame(returns, orient="row").select(
@@ -136,7 +140,11 @@ def daily_cost(bars: Bars, model: CostModel, capital: float):
     )
     sigma = sigma.fill_null(FALLBACK_VOLATILITY).to_numpy()
     return partial(
-        model.weight_costs, prices=bars.close, adv=np.fmax(adv, 1.0), volatility=sigma, capital=capital
+        model.weight_costs,
+        prices=forward_fill(bars.close),
+        adv=np.fmax(np.nan_to_num(adv, nan=1.0), 1.0),
+        volatility=sigma,
+        capital=capital,
     )
 
 
@@ -173,7 +181,7 @@ def evaluate(
     sizer = Sizer(
         returns,
         sizing or Sizing(),
-        sectors=[SECTOR_OF.get(s, "UNCLASSIFIED") for s in bars.symbols],
+        sectors=[SECTOR_OF.get(s) for s in bars.symbols],
         exposures=exposures,
     )
     cost = None if costs is None else daily_cost(bars, costs, capital)

@@ -146,3 +146,53 @@ def test_bad_config_fails_naming_the_value(lake_run, extra, named):
         run_config=strategy_config(**extra),
     )
     assert any(named in message for message in failure_messages(result)), failure_messages(result)
+
+
+def test_sizing_and_risk_controls_come_from_run_config(lake_run):
+    defs, instance, lake, _ = lake_run
+    path = "strategy_backtests/strategy=low_volatility_tilt.parquet"
+    run_job(
+        defs,
+        instance,
+        "strategies_job",
+        {"dagster/partition": "low_volatility_tilt"},
+        run_config=strategy_config(),
+    )
+    plain = lake.read_parquet(path)
+    controls = {"scheme": "risk_parity", "vol_target": 0.1, "max_drawdown": 0.02, "sector_limit": 0.2}
+    run_job(
+        defs,
+        instance,
+        "strategies_job",
+        {"dagster/partition": "low_volatility_tilt"},
+        run_config=strategy_config(**controls),
+    )
+    sized = lake.read_parquet(path)
+    assert sized["date"].equals(plain["date"]) and not sized["return"].equals(plain["return"])
+
+
+def test_the_factor_constraint_needs_the_risk_domains_factor_returns(lake_run):
+    defs, instance, _, _ = lake_run
+    result = run_job(
+        defs,
+        instance,
+        "strategies_job",
+        {"dagster/partition": "momentum_5d"},
+        ok=False,
+        run_config=strategy_config(factor_limit=0.5),
+    )
+    assert any("run risk_history_job over that range" in m for m in failure_messages(result))
+
+
+def test_an_unreadable_daily_bars_file_fails_naming_it_and_keeps_the_results(lake_run):
+    defs, instance, lake, _ = lake_run
+    victim = sorted(f.path for f in lake.list_files("daily_bars"))[10]
+    good = lake.read_bytes(victim)
+    before = lake.read_bytes("strategy_backtests/strategy=momentum_20d.parquet")
+    lake.write_bytes(victim, b"not parquet")
+    try:
+        result = run_job(defs, instance, "strategies_job", {"dagster/partition": "momentum_20d"}, ok=False)
+    finally:
+        lake.write_bytes(victim, good)
+    assert any(victim in m and "re-materialize daily_bars" in m for m in failure_messages(result))
+    assert lake.read_bytes("strategy_backtests/strategy=momentum_20d.parquet") == before

@@ -18,7 +18,7 @@ from finance_dag.analytics import PERFORMANCE_KEYS
 from finance_dag.backtest import costs as cost_logic
 from finance_dag.backtest import vectorised
 from finance_dag.core import reports
-from finance_dag.core.lake import partition_path
+from finance_dag.core.lake import StorageError, partition_path
 from finance_dag.core.reports import line_chart_png, markdown_table, png_markdown
 from finance_dag.core.settings import Settings
 from finance_dag.defs.strategies.config import StrategyRunConfig
@@ -104,7 +104,12 @@ def summary_path(strategy: str, part: str) -> str:
 
 def load_daily_bars(lake: LakeResource, days: dg.PartitionsDefinition) -> Bars:
     """Every ``daily_bars`` partition of the market-data window that is in the lake, as Bars."""
-    frame = read_partitions(lake.lake, DAILY_BARS, days, days.get_partition_keys())
+    try:
+        frame = read_partitions(lake.lake, DAILY_BARS, days, days.get_partition_keys())
+    except StorageError as error:
+        raise dg.Failure(
+            f"strategy_backtests: {error}; re-materialize daily_bars for that session"
+        ) from error
     if frame.is_empty():
         raise dg.Failure(
             "strategy_backtests: no daily_bars in the lake; materialize daily_market_data_job first"
@@ -208,7 +213,7 @@ def run_strategy(
             grid=grid,
         )
         return result, kept, skipped
-    kept, skipped = research.testable_symbols(bars, ready, need)
+    kept, skipped = research.usable_symbols(bars, ready, need)
     minimum = 2 if name in ("pair_stat_arb", "cross_sectional_momentum", "low_volatility_tilt") else 1
     if len(kept) < minimum:
         raise ValueError(f"{name}: needs {minimum}+ testable symbols, has {len(kept)}; skipped: {skipped}")
