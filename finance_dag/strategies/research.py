@@ -172,10 +172,11 @@ def evaluate(
     costs: CostModel | None = None,
     capital: float = 1_000_000.0,
     exposures: np.ndarray | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> WalkForward:
     """Walk-forward of a daily ``strategy`` on ``bars`` with ``sizing`` (default: equal budgets),
-    orders priced by ``costs`` (None: free) on ``capital``, sector labels from :data:`SECTOR_OF` and
-    the risk factor ``exposures`` (N×K, for ``Sizing.factor_limit``)."""
+    orders priced by ``costs`` (None: free) on ``capital``, sector labels from :data:`SECTOR_OF`, the
+    risk factor ``exposures`` (N×K, for ``Sizing.factor_limit``) and the rule's ``options``."""
     returns = np.full(bars.close.shape, np.nan)
     returns[1:] = bars.close[1:] / bars.close[:-1] - 1.0
     sizer = Sizer(
@@ -185,7 +186,7 @@ def evaluate(
         exposures=exposures,
     )
     cost = None if costs is None else daily_cost(bars, costs, capital)
-    return walk_forward(strategy, bars, train, test, cost=cost, size=sizer, grid=grid)
+    return walk_forward(strategy, bars, train, test, cost=cost, size=sizer, grid=grid, options=options)
 
 
 def rolling_sharpe(returns: np.ndarray, window: int = 63) -> np.ndarray:

@@ -378,11 +378,27 @@ def pair_stat_arb(
 # --- volatility -------------------------------------------------------------------------------
 
 
-def volatility_regime_filter(bars: Bars, vol_window: int, median_window: int) -> np.ndarray:
-    """A VIX-style regime proxy: σ_t = realised vol of the last ``vol_window`` daily log returns;
-    long when σ_t < median(σ_{t-m+1..t}) over m = ``median_window`` sessions (a calm regime), else flat."""
-    vol = _realised_vol(bars.close, vol_window)
-    median = _rolling(vol, median_window, np.median)
+def volatility_regime_filter(
+    bars: Bars, vol_window: int, median_window: int, vix: np.ndarray | None = None
+) -> np.ndarray:
+    """Long in a calm regime, flat otherwise: calm when σ_t < median(σ_{t-m+1..t}) over
+    m = ``median_window`` sessions.
+
+    - Without ``vix``, a VIX-style proxy per symbol: σ_t = realised vol of its last ``vol_window``
+      daily log returns.
+    - With ``vix`` (one close per session of the bars, NaN where none; e.g. FRED's VIXCLS), the
+      market's regime for every symbol: σ_t = the mean of the last ``vol_window`` VIX closes.
+    """
+    if vix is None:
+        vol = _realised_vol(bars.close, vol_window)
+    else:
+        series = np.asarray(vix, dtype=float).reshape(-1, 1)
+        if series.shape[0] != bars.dates.size:
+            raise ValueError(
+                f"volatility_regime_filter: vix has {series.shape[0]} values for {bars.dates.size} sessions"
+            )
+        vol = np.broadcast_to(_rolling(series, vol_window, np.mean), bars.close.shape)
+    median = _rolling(vol[:, :1] if vix is not None else vol, median_window, np.median)
     return _positions(np.where(vol < median, 1.0, 0.0), bars.close)
 
 
@@ -592,9 +608,12 @@ STRATEGIES: dict[str, Strategy] = {
             "volatility",
             volatility_regime_filter,
             {
-                "vol_window": Param(21, 5, 126, (10, 21, 42), "daily returns in the realised vol"),
-                "median_window": Param(252, 21, 1260, (126, 252), "sessions of realised vol in the median"),
+                "vol_window": Param(
+                    21, 5, 126, (10, 21, 42), "daily returns in the realised vol (or VIX closes averaged)"
+                ),
+                "median_window": Param(252, 21, 1260, (126, 252), "sessions of volatility in the median"),
             },
+            options=("vix",),
         ),
         Strategy(
             "volatility_breakout",

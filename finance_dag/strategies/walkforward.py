@@ -222,13 +222,15 @@ def walk_forward(
     cost: CostFunction | None = None,
     size: SizeFunction = position_weights,
     grid: list[dict[str, float]] | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> WalkForward:
     """Walk-forward evaluation of a daily ``strategy`` on ``bars`` (see the module docstring for the
     rules). ``size`` maps a T×N position path to its weights (default :func:`position_weights`);
     ``cost`` maps the weights to their per-session cost, e.g.
     ``functools.partial(CostModel().weight_costs, prices=..., adv=..., volatility=..., capital=...)``;
     None = no costs. ``grid`` replaces the strategy's declared grid (validate it first with
-    :meth:`Strategy.validate`)."""
+    :meth:`Strategy.validate`); ``options`` are passed to every call of the rule (e.g. the regime
+    filter's ``vix``)."""
     if strategy.data != "daily":
         raise ValueError(f"walk_forward: {strategy.name} runs on {strategy.data} bars, not daily bars")
     grid = strategy.grid() if grid is None else grid
@@ -242,11 +244,11 @@ def walk_forward(
     if strategy.fit is not None:  # fitted once per training window, scored in sample on it
 
         def fitted(fit: slice) -> list[Path]:
-            options = strategy.fit(bars, fit)
-            return [path(strategy(bars, **options, in_sample=True, **params)) for params in grid]
+            fitted_options = {**(options or {}), **strategy.fit(bars, fit)}
+            return [path(strategy(bars, **fitted_options, in_sample=True, **params)) for params in grid]
 
         return select(strategy.name, bars.dates, grid, fitted, train, test)
-    causal = [path(strategy(bars, **params)) for params in grid]
+    causal = [path(strategy(bars, **(options or {}), **params)) for params in grid]
     return select(strategy.name, bars.dates, grid, lambda _: causal, train, test)
 
 

@@ -12,6 +12,7 @@ import pytest
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.core.universe import DEMO_SYMBOLS
+from finance_dag.defs.lending.resources import MacroSeriesResource
 from finance_dag.defs.strategies.assets import summary_path
 from finance_dag.market_data.consolidate import year_path
 from finance_dag.strategies import STRATEGIES
@@ -196,3 +197,29 @@ def test_an_unreadable_daily_bars_file_fails_naming_it_and_keeps_the_results(lak
         lake.write_bytes(victim, good)
     assert any(victim in m and "re-materialize daily_bars" in m for m in failure_messages(result))
     assert lake.read_bytes("strategy_backtests/strategy=momentum_20d.parquet") == before
+
+
+def test_the_regime_filter_reads_vix_and_falls_back_to_its_proxy_naming_why(lake_run):
+    defs, instance, lake, _ = lake_run
+    key = dg.AssetKey("strategy_backtests")
+
+    def regime_source() -> str:
+        events = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=["volatility_regime_filter"]), limit=1
+        )
+        return events.records[0].asset_materialization.metadata["regime_source"].value
+
+    assert regime_source() == "VIX (VIXCLS, sim)"  # the simulated FRED series by default
+    broken = make_defs(
+        lake.root,
+        env={"UNIVERSE": UNIVERSE, "START_DATE": FIRST.isoformat(), "END_DATE": LAST.isoformat()},
+        macro_series=MacroSeriesResource(source="fred", series={"vix": "VIXCLS"}),  # no FRED configured
+    )
+    run_job(
+        broken,
+        instance,
+        "strategies_job",
+        {"dagster/partition": "volatility_regime_filter"},
+        run_config=strategy_config(),
+    )
+    assert regime_source().startswith("realised-volatility proxy (VIXCLS unavailable: macro source is fred")

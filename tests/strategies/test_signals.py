@@ -13,7 +13,7 @@ import pytest
 from finance_dag.core import calendar
 from finance_dag.market_data.bars import UTC_MINUTE
 from finance_dag.strategies import STRATEGIES, Bars, choose_pair, get, validate
-from finance_dag.strategies.signals import rsi
+from finance_dag.strategies.signals import rsi, volatility_regime_filter
 
 SESSIONS = calendar.sessions(date(2023, 1, 3), date(2024, 12, 31))
 
@@ -177,6 +177,24 @@ def test_volatility_regime_filter_is_long_only_in_calm_regimes():
     assert not positions[:272].any()  # vols from row 21 (21 returns), their 252-median from row 272
     assert not positions[360:].any()  # every 21-day window after row 360 is turbulent
     assert positions[272:340].any()
+
+
+def test_with_vix_the_regime_is_the_markets_for_every_symbol():
+    # VIX 15 for 8 sessions, then 30: with vol_window 2 and median_window 4 the 2-day mean VIX is
+    # below its 4-session median only where it starts to fall back (rows 12-13 after the spike ends)
+    vix = np.array([15.0] * 8 + [30.0] * 4 + [12.0] * 4)
+    closes = np.column_stack([np.linspace(100, 110, 16), np.linspace(50, 40, 16)])
+    closes[13, 1] = np.nan  # no close: flat there
+    positions = volatility_regime_filter(bars_of(closes), vol_window=2, median_window=4, vix=vix)
+    mean = np.convolve(vix, [0.5, 0.5])[1:16]  # row t: mean of VIX t-1, t
+    expected = np.zeros(16)
+    for t in range(4, 16):
+        expected[t] = float(mean[t - 1] < np.median(mean[t - 4 : t]))
+    np.testing.assert_array_equal(positions[:, 0], expected)
+    np.testing.assert_array_equal(positions[:, 1], np.where(np.arange(16) == 13, 0.0, expected))
+    assert positions[:, 0].any() and not positions[:, 0].all()
+    with pytest.raises(ValueError, match="vix has 3 values for 16 sessions"):
+        volatility_regime_filter(bars_of(closes), 2, 4, vix=vix[:3])
 
 
 # --- intraday ---------------------------------------------------------------------------------

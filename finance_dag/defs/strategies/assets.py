@@ -21,6 +21,7 @@ from finance_dag.core import reports
 from finance_dag.core.lake import StorageError, partition_path
 from finance_dag.core.reports import line_chart_png, markdown_table, png_markdown
 from finance_dag.core.settings import Settings
+from finance_dag.defs.lending.resources import MacroSeriesResource
 from finance_dag.defs.strategies.config import StrategyRunConfig
 from finance_dag.market_data import consolidate
 from finance_dag.market_data.bars import ny_date
@@ -94,6 +95,7 @@ SUMMARY_COLUMNS = {
     "sharpe_above_1": "Seed criterion: out-of-sample Sharpe > 1 (pass/fail, never tuned for).",
     "drawdown_within_15pct": "Seed criterion: out-of-sample max drawdown above -15 % (pass/fail).",
 }
+REGIME_FILTER = "volatility_regime_filter"
 LOGIC = (signals, walkforward, research, sizing, vectorised, cost_logic)
 
 
@@ -177,8 +179,31 @@ def windows_frame(result: WalkForward) -> pl.DataFrame:
     )
 
 
+def regime_vix(bars: Bars, macro_series: MacroSeriesResource) -> tuple[np.ndarray | None, str]:
+    """VIX closes on the bars' sessions for the regime filter (FRED's VIXCLS in production, the
+    simulated series by default), carried forward over days FRED has none; or None and why, so the
+    filter falls back to its realised-volatility proxy."""
+    series_id = macro_series.series.get("vix", "VIXCLS")
+    first, last = (d.astype(object) for d in (bars.dates[0], bars.dates[-1]))
+    try:
+        observations = macro_series.observations(first, last)
+    except Exception as error:  # a failing vendor affects the regime source only, named
+        return None, f"realised-volatility proxy ({series_id} unavailable: {error})"
+    vix = observations.filter(pl.col("series_id") == series_id).drop_nulls("value").sort("date")
+    if vix.is_empty():
+        return None, f"realised-volatility proxy (no {series_id} observations {first}..{last})"
+    rows = np.searchsorted(vix["date"].to_numpy().astype("datetime64[D]"), bars.dates, side="right") - 1
+    values = np.where(rows >= 0, vix["value"].to_numpy()[np.maximum(rows, 0)], np.nan)
+    return values, f"VIX ({series_id}, {macro_series.source})"
+
+
 def run_strategy(
-    name: str, config: StrategyRunConfig, lake: LakeResource, bars: Bars, ready: list[str]
+    name: str,
+    config: StrategyRunConfig,
+    lake: LakeResource,
+    bars: Bars,
+    ready: list[str],
+    options: dict[str, object] | None = None,
 ) -> tuple[WalkForward, list[str], dict[str, str]]:
     """One strategy's walk-forward on the testable symbols: (result, symbols used, symbols skipped
     with reasons). A problem with the whole strategy raises ``ValueError``."""
@@ -231,6 +256,7 @@ def run_strategy(
         costs=costs,
         capital=config.capital,
         exposures=exposures,
+        options=options,
     )
     return result, kept, skipped
 
@@ -279,15 +305,26 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         ),
     )
     def strategy_backtests(
-        context: dg.AssetExecutionContext, config: StrategyRunConfig, lake: LakeResource
+        context: dg.AssetExecutionContext,
+        config: StrategyRunConfig,
+        lake: LakeResource,
+        macro_series: MacroSeriesResource,
     ) -> dg.MaterializeResult:
         config.validate_names()
         bars = load_daily_bars(lake, days)
         ready = ready_symbols(lake)
         with PartitionWriter(context, lake.lake) as writer:
             for name in context.partition_keys:
+                options, notes = {}, {}
+                if name == REGIME_FILTER:
+                    vix, notes["regime_source"] = (
+                        regime_vix(bars, macro_series)
+                        if config.regime == "vix"
+                        else (None, "realised-volatility proxy")
+                    )
+                    options = {} if vix is None else {"vix": vix}
                 try:
-                    result, kept, skipped = run_strategy(name, config, lake, bars, ready)
+                    result, kept, skipped = run_strategy(name, config, lake, bars, ready, options)
                 except ValueError as error:
                     writer.fail(name, [str(error)])
                     continue
@@ -313,6 +350,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
                     returns,
                     {
                         **metrics,
+                        **notes,
                         "in_sample_sharpe": float(result.in_sample["sharpe"]),
                         "parameter_sets_tried": result.n_trials,
                         "deflated_sharpe": float(result.deflated_sharpe),

@@ -23,6 +23,13 @@ class StrategyRunConfig(dg.Config):
             'e.g. {"rsi_reversal": {"period": [14]}}. Unknown names and out-of-range values fail the run.'
         ),
     )
+    regime: str = Field(
+        "vix",
+        description=(
+            "volatility_regime_filter's volatility: vix (FRED VIXCLS through the macro_series resource, the "
+            "simulated series by default; falls back to the proxy when there is none) or realised (per symbol)."
+        ),
+    )
     capital: float = Field(1_000_000.0, description="Book size, USD (sizes the orders the costs price).")
     commission_per_share: float = Field(0.005, description="USD per share (IB fixed tier).")
     min_commission: float = Field(1.0, description="USD per order.")
@@ -55,6 +62,8 @@ class StrategyRunConfig(dg.Config):
             raise dg.Failure(
                 f"train_sessions={self.train_sessions} and test_sessions={self.test_sessions} must be at least 20 and 5"
             )
+        if self.regime not in ("vix", "realised"):
+            raise dg.Failure(f"strategy run config: regime={self.regime!r} must be 'vix' or 'realised'")
         self.sizing()
         self.cost_model()
 
