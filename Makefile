@@ -8,8 +8,10 @@ FINANCE_DAG_STORAGE ?= $(CURDIR)/data
 # The demo and the UI share one instance and one lake; tests make their own.
 demo dev: export DAGSTER_HOME := $(DAGSTER_HOME)
 demo dev: export FINANCE_DAG_STORAGE := $(FINANCE_DAG_STORAGE)
-# The demo is a fixed historical window (Thanksgiving week 2024): the UI shows it as it is.
-demo dev: export FINANCE_DAG_START_DATE ?= 2024-11-15
+# The demo is a fixed historical window ending on Thanksgiving week 2024: the UI shows it as it
+# is. Two years of minute bars, so the strategies' walk-forward (252 training sessions, then 63 at
+# a time) has a year out of sample.
+demo dev: export FINANCE_DAG_START_DATE ?= 2022-12-01
 demo dev: export FINANCE_DAG_END_DATE ?= 2024-11-29
 # Lending: the same last day, with the 31 earlier sessions its factors look back over.
 demo dev: export FINANCE_DAG_LENDING_START_DATE ?= 2024-10-01

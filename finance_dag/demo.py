@@ -15,9 +15,10 @@ from finance_dag.core.settings import load_settings
 from finance_dag.definitions import defs
 from finance_dag.platform.partitions import DomainPartitions, range_tags, session_range_tags
 
-# Thanksgiving week 2024: a closed Thursday and an early close. `make demo` / `make dev` set
+# Two years of minute bars ending on Thanksgiving week 2024 (a closed Thursday and an early
+# close): a year to train the strategies on and a year out of sample. `make demo` / `make dev` set
 # FINANCE_DAG_START_DATE / FINANCE_DAG_END_DATE to this window, so the UI shows it as it is.
-DEMO_START = date(2024, 11, 15)
+DEMO_START = date(2022, 12, 1)
 DEMO_END = date(2024, 11, 29)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # full logs are in the UI
 
@@ -79,6 +80,49 @@ def show_risk(lake_root: str, day: str) -> None:
     print(
         f"  factor-adjusted ETF signals: {counts.get('buy', 0)} buy, {counts.get('hold', 0)} hold, {counts.get('sell', 0)} sell"
     )
+
+
+def run_strategies(instance: dg.DagsterInstance) -> None:
+    """Every strategy's walk-forward backtest in one run (its static partitions as one range), then
+    the comparison report, with the documented default run config."""
+    keys = defs.resolve_assets_def("strategy_backtests").partitions_def.get_partition_keys()
+    run(instance, "strategies_job", range_tags(keys[0], keys[-1]))
+
+
+def show_strategies(instance: dg.DagsterInstance) -> None:
+    report = defs.load_asset_value("strategy_report", instance=instance)
+    first = defs.load_asset_value("strategy_backtests", partition_key="momentum_1d", instance=instance)
+    print(
+        f"\nStrategies, walk-forward out of sample {first['date'].min()}..{first['date'].max()} "
+        "(252 training sessions, 63 tested at a time, net of costs; criteria reported, never tuned for):"
+    )
+    print(
+        f"  {'strategy':<25} {'Sharpe':>6} {'IS Sh.':>6} {'Sortino':>7} {'max DD':>7} {'win':>4} "
+        f"{'w/l':>5} {'turn/yr':>7} {'costs':>6} {'trials':>6} {'DSR':>5} {'PBO':>5}  Sh>1 DD<15%"
+    )
+
+    def number(value: object, spec: str) -> str:
+        return "-" if value is None or value != value else format(value, spec)
+
+    for row in report.iter_rows(named=True):
+        flags = (
+            ""
+            if row["sharpe_above_1"] is None
+            else (
+                f"{'pass' if row['sharpe_above_1'] else 'fail':>4} {'pass' if row['drawdown_within_15pct'] else 'fail':>6}"
+            )
+        )
+        print(
+            f"  {row['strategy']:<25} {number(row['sharpe'], '6.2f')} {number(row['in_sample_sharpe'], '6.2f'):>6} "
+            f"{number(row['sortino'], '7.2f')} {number(row['max_drawdown'], '7.1%')} {number(row['win_rate'], '4.0%')} "
+            f"{number(row['win_loss'], '5.2f'):>5} {number(row['turnover'], '7.1f'):>7} {number(row['costs'], '6.2%'):>6} "
+            f"{number(row['trials'], '6d'):>6} {number(row['deflated_sharpe'], '5.2f'):>5} {number(row['pbo'], '5.2f'):>5}  {flags}"
+        )
+    metadata = instance.get_latest_materialization_event(
+        dg.AssetKey("strategy_report")
+    ).asset_materialization.metadata
+    verdict = "pass" if metadata["combined_sharpe_above_1_5"].value else "fail"
+    print(f"  equal-risk combination Sharpe > 1.5: {verdict}")
 
 
 def instance_metadata(day: str) -> dict[str, dict]:
@@ -148,6 +192,7 @@ def main() -> None:
         squeeze = defs.load_asset_value("squeeze_scores", partition_key=lending[-1], instance=instance)
         report = defs.load_asset_value("coverage_report", instance=instance)
         daily = defs.load_asset_value("daily_bars", partition_key=DEMO_END.isoformat(), instance=instance)
+        run_strategies(instance)
         etf_day = run_etf(instance, settings)
         run_risk(instance, settings)
     lake = Lake(settings.storage)
@@ -170,6 +215,8 @@ def main() -> None:
         )
     show_etf(instance_metadata(etf_day), etf_day)
     show_risk(lake_root=settings.storage, day=etf_day)
+    with dg.DagsterInstance.get() as instance:
+        show_strategies(instance)
     print("\nOutputs:")
     for asset in (
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "coverage_report",
@@ -177,9 +224,11 @@ def main() -> None:
         "daily_digest", "etf_universe", "etf_prices", "etf_price_history", "etf_factor_scores",
         "target_portfolio", "portfolio_backtest", "trade_plan", "trade_executions", "factor_exposures",
         "factor_returns", "factor_covariance", "risk_attribution", "factor_adjusted_signals",
+        "strategy_backtests", "strategy_report",
     ):  # fmt: skip
         print(f"  {asset:<24} {lake.uri(asset)}")
     print(f"  {'heatmap':<24} {lake.uri('coverage_report/heatmap.png')}")
+    print(f"  {'rolling Sharpe':<24} {lake.uri('strategy_report/rolling_sharpe.png')}")
     print(f"  {'digest':<24} {lake.uri(f'daily_digest/date={lending[-1]}.html')} (and .md)")
     print("\nOpen the UI on these runs:  make dev   (then http://127.0.0.1:3000)")
     print("In a notebook:  from finance_dag.definitions import defs")
