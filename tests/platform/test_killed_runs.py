@@ -122,7 +122,7 @@ def test_single_file_partitions_and_single_partition_runs(tmp_path, instance):
         "minute_bars", "daily_bars", "bar_coverage", "consolidated_bars", "lending_snapshots", "lending_factors",
         "extended_lending_factors", "lending_prices", "squeeze_scores", "daily_digest", "etf_universe",
         "etf_prices", "etf_factor_scores", "target_portfolio", "portfolio_backtest", "factor_exposures",
-        "factor_returns", "factor_covariance",
+        "factor_returns", "factor_covariance", "strategy_backtests",
     }  # fmt: skip
 
 

@@ -289,7 +289,11 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
 
     @dg.asset(
         partitions_def=STRATEGY_PARTITIONS,
-        deps=[DAILY_BARS, COVERAGE_REPORT, dg.AssetKey("consolidated_bars")],
+        deps=[  # every session's daily bars and every symbol's minute lake feed every strategy
+            dg.AssetDep(DAILY_BARS, partition_mapping=dg.AllPartitionMapping()),
+            COVERAGE_REPORT,
+            dg.AssetDep("consolidated_bars", partition_mapping=dg.AllPartitionMapping()),
+        ],
         group_name=GROUP,
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
