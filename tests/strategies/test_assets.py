@@ -10,12 +10,13 @@ import polars as pl
 import pytest
 
 from finance_dag.core import calendar
-from finance_dag.core.lake import Lake
+from finance_dag.core.lake import Lake, partition_path
 from finance_dag.core.universe import DEMO_SYMBOLS
 from finance_dag.defs.lending.resources import MacroSeriesResource
-from finance_dag.defs.strategies.assets import summary_path
+from finance_dag.defs.strategies.assets import factor_exposures, summary_path
 from finance_dag.market_data.consolidate import year_path
-from finance_dag.strategies import STRATEGIES
+from finance_dag.platform.storage import LakeResource
+from finance_dag.strategies import STRATEGIES, Bars
 from tests.support import (
     failure_messages,
     make_defs,
@@ -223,3 +224,30 @@ def test_the_regime_filter_reads_vix_and_falls_back_to_its_proxy_naming_why(lake
         run_config=strategy_config(),
     )
     assert regime_source().startswith("realised-volatility proxy (VIXCLS unavailable: macro source is fred")
+
+
+def test_factor_exposures_are_betas_to_the_risk_domains_factor_returns_on_the_first_training_window(tmp_path):
+    days = calendar.sessions(date(2024, 1, 2), date(2024, 6, 28))
+    rng = np.random.default_rng(2)
+    market, size = rng.normal(0, 0.01, len(days)), rng.normal(0, 0.005, len(days))
+    lake = LakeResource(root=str(tmp_path))
+    for k, day in enumerate(days[:80]):  # the risk domain covers only part of the history
+        row = {
+            "date": [day],
+            "market": [market[k]],
+            "size": [size[k]],
+            "r2": [0.5],
+            "used": [3000],
+            "left_out": [0],
+        }
+        lake.lake.write_parquet(partition_path("factor_returns", date=day.isoformat()), pl.DataFrame(row))
+    returns = np.column_stack([1.5 * market - 0.5 * size, -0.8 * market]) + rng.normal(
+        0, 1e-4, (len(days), 2)
+    )
+    returns[0] = 0.0
+    close = 100 * np.cumprod(1 + returns, axis=0)
+    bars = Bars(np.array(days, dtype="datetime64[D]"), ("A", "B"), close, close, close, np.ones(close.shape))
+    betas = factor_exposures(lake, bars, train=100)
+    np.testing.assert_allclose(betas, [[1.5, -0.5], [-0.8, 0.0]], atol=0.02)
+    with pytest.raises(ValueError, match="needs 60\\+ sessions .* the lake has 50"):
+        factor_exposures(lake, bars, train=50)
