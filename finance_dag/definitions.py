@@ -15,6 +15,7 @@ import dagster as dg
 from finance_dag import defs as defs_package
 from finance_dag.core.settings import Settings, load_settings
 from finance_dag.platform.contract import DOMAIN_TAG, OWNERS
+from finance_dag.platform.executors import executor_for
 from finance_dag.platform.recovery import build_recovery_sensor
 from finance_dag.platform.registry import vendor_resources
 from finance_dag.platform.storage import LakeIOManager, LakeResource
@@ -55,6 +56,7 @@ def build_definitions(settings: Settings, **resource_overrides: object) -> dg.De
         schedules=merged.schedules,
         sensors=[*(merged.sensors or []), build_recovery_sensor(merged.assets or [])],
         resources={**(merged.resources or {}), **resource_overrides},
+        executor=executor_for(settings),
     )
     return location.map_asset_specs(func=apply_policies)
 

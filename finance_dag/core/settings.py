@@ -33,6 +33,7 @@ BROKERS = ("simulated", "alpaca", "ib")
 DEFAULT_ETF_START_DATE = "2019-11-01"
 DEFAULT_RISK_START_DATE = "2023-11-01"
 RISK_SOURCES = ("sim", "vendors")
+EXECUTORS = ("multiprocess", "in_process", "celery")
 # FRED series of the extended lending factors, by role; FINANCE_DAG_LENDING_MACRO_SERIES overrides.
 LENDING_MACRO_SERIES: dict[str, str] = {"hy_oas": "BAMLH0A0HYM2", "vix": "VIXCLS", "stress": "STLFSI4"}
 
@@ -80,6 +81,9 @@ class Settings:
     risk: DomainSettings = DomainSettings((), date.fromisoformat(DEFAULT_RISK_START_DATE))
     risk_source: str = "sim"  # "sim" (simulated equities) or "vendors" (daily chain + fundamentals)
     risk_half_life: float = 90.0  # sessions
+    # How a run executes its steps: "multiprocess" (Dagster's default, one process per step on this
+    # machine), "in_process", or "celery" (steps on Celery workers: the production profile).
+    executor: str = "multiprocess"
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -179,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         risk=domain_settings(env, "FINANCE_DAG_RISK_", "", DEFAULT_RISK_START_DATE, today),
         risk_source=_choice(env, "FINANCE_DAG_RISK_SOURCE", sim_or("vendors"), RISK_SOURCES),
         risk_half_life=_positive(env, "FINANCE_DAG_RISK_HALF_LIFE", 90.0),
+        executor=_choice(env, "FINANCE_DAG_EXECUTOR", "multiprocess", EXECUTORS),
     )
 
 
