@@ -52,6 +52,7 @@ MINUTE_TRAIN, MINUTE_TEST = 126, 21
 CAPITAL = 1_000_000.0
 TARGET_DAILY = 10.0
 TARGET_MINUTE = 10.0
+ISSUE = "issue 10"
 
 
 def daily_symbols() -> list[str]:
@@ -161,10 +162,22 @@ def main() -> int:
         f"ratio {total_minute / floor_minute:.1f}x"
     )
     ok = verdict(
-        f"P1 every daily strategy, {bars.close.shape[1]} symbols x 5 years", total_daily, TARGET_DAILY, "s"
+        f"P1 every daily strategy, {bars.close.shape[1]} symbols x 5 years",
+        total_daily,
+        TARGET_DAILY,
+        "s",
+        issue=ISSUE,
+        floor=floor_daily,
+        floor_note=f"momentum_1d x {n_paths} paths",
     )
     ok &= verdict(
-        f"P2 opening_range_breakout, {len(minutes)} symbols x 1 year", total_minute, TARGET_MINUTE, "s"
+        f"P2 opening_range_breakout, {len(minutes)} symbols x 1 year",
+        total_minute,
+        TARGET_MINUTE,
+        "s",
+        issue=ISSUE,
+        floor=floor_minute,
+        floor_note=f"session + flat intraday_path x {len(grid)}",
     )
     return 0 if ok else 1
 

@@ -28,6 +28,7 @@ from finance_dag.platform.ui_backfill import INSTANCE_OVERRIDES, ui_backfill
 
 FIRST, LAST = "2024-11-15", "2024-11-29"
 TARGET = 1.5
+ISSUE = "market data"
 SELECTIONS = {"minute_bars": ["minute_bars"], "daily": ["daily_bars", "bar_coverage"]}
 
 
@@ -75,7 +76,17 @@ def main() -> int:
                     f"({status}); CLI --partition-range {cli[name]:.1f} s"
                 )
                 ok &= runs == 1 and status == "COMPLETED_SUCCESS"
-                ok &= verdict(f"{name} UI backfill / CLI range run", seconds / cli[name], TARGET, "x")
+                ok &= verdict(
+                    f"{name} UI backfill / CLI range run, {len(sessions)} sessions x 20 symbols",
+                    seconds / cli[name],
+                    TARGET,
+                    "x",
+                    f"(UI {seconds:.2f} s)",
+                    issue=ISSUE,
+                    floor=cli[name],
+                    floor_unit="s",
+                    floor_note="CLI --partition-range run",
+                )
     return 0 if ok else 1
 
 
