@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 DEFAULT_STORAGE = "./data"
@@ -34,6 +35,10 @@ DEFAULT_ETF_START_DATE = "2019-11-01"
 DEFAULT_RISK_START_DATE = "2023-11-01"
 RISK_SOURCES = ("sim", "vendors")
 EXECUTORS = ("multiprocess", "in_process", "celery")
+# Alerts (docs/operations.md): the webhook URL is a secret, read by the alert_webhook resource
+# through dg.EnvVar; settings only check it and remember whether it is set.
+ALERT_WEBHOOK_VAR = "FINANCE_DAG_ALERT_WEBHOOK_URL"
+DEFAULT_ALERT_TIMEOUT = 10.0
 # FRED series of the extended lending factors, by role; FINANCE_DAG_LENDING_MACRO_SERIES overrides.
 LENDING_MACRO_SERIES: dict[str, str] = {"hy_oas": "BAMLH0A0HYM2", "vix": "VIXCLS", "stress": "STLFSI4"}
 
@@ -84,6 +89,10 @@ class Settings:
     # How a run executes its steps: "multiprocess" (Dagster's default, one process per step on this
     # machine), "in_process", or "celery" (steps on Celery workers: the production profile).
     executor: str = "multiprocess"
+    # Alerts (docs/operations.md, "Alerts"): whether FINANCE_DAG_ALERT_WEBHOOK_URL is set (its value
+    # never lives here) and the seconds one webhook POST may take.
+    alert_webhook: bool = False
+    alert_timeout: float = DEFAULT_ALERT_TIMEOUT
 
 
 def _date(env: Mapping[str, str], name: str, default: str | None, today: date) -> date | None:
@@ -184,7 +193,28 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         risk_source=_choice(env, "FINANCE_DAG_RISK_SOURCE", sim_or("vendors"), RISK_SOURCES),
         risk_half_life=_positive(env, "FINANCE_DAG_RISK_HALF_LIFE", 90.0),
         executor=_choice(env, "FINANCE_DAG_EXECUTOR", "multiprocess", EXECUTORS),
+        alert_webhook=_webhook_set(env, ALERT_WEBHOOK_VAR),
+        alert_timeout=_positive(env, "FINANCE_DAG_ALERT_TIMEOUT", DEFAULT_ALERT_TIMEOUT),
     )
+
+
+def _webhook_set(env: Mapping[str, str], name: str) -> bool:
+    """Whether the webhook URL ``name`` is set; a set value must be an http(s) URL with a host.
+    The message never shows the value: a webhook URL carries its token."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return False
+    try:
+        parts = urlsplit(raw)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise SettingError(
+            f"{name} must be an http:// or https:// URL with a host (its value is not shown: it may "
+            "hold a token); unset it to record alerts in the lake only"
+        )
+    return True
 
 
 def _macro_series(raw: str) -> tuple[tuple[str, str], ...]:
