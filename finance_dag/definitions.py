@@ -14,6 +14,7 @@ import dagster as dg
 
 from finance_dag import defs as defs_package
 from finance_dag.core.settings import Settings, load_settings
+from finance_dag.platform.alerts import alert_resources, build_alert_sensors
 from finance_dag.platform.contract import DOMAIN_TAG, OWNERS
 from finance_dag.platform.executors import executor_for
 from finance_dag.platform.recovery import build_recovery_sensor
@@ -54,8 +55,12 @@ def build_definitions(settings: Settings, **resource_overrides: object) -> dg.De
         asset_checks=merged.asset_checks,
         jobs=merged.jobs,
         schedules=merged.schedules,
-        sensors=[*(merged.sensors or []), build_recovery_sensor(merged.assets or [])],
-        resources={**(merged.resources or {}), **resource_overrides},
+        sensors=[
+            *(merged.sensors or []),
+            build_recovery_sensor(merged.assets or []),
+            *build_alert_sensors(settings),
+        ],
+        resources={**(merged.resources or {}), **alert_resources(settings), **resource_overrides},
         executor=executor_for(settings),
     )
     return location.map_asset_specs(func=apply_policies)
