@@ -35,7 +35,33 @@ from tests.support import (
 PACKAGE = Path(__file__).parents[1] / "finance_dag"
 ORCHESTRATION = {"defs", "platform", "definitions.py", "demo.py"}  # the only places Dagster may be imported
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_keys.json"
-SCHEDULED = {"minute_bars"}  # kept current by the after-close schedule
+SCHEDULED = {  # kept current by a daily schedule (and, for market data, the automation after it)
+    # market data: the after-close schedule, then declarative automation
+    "minute_bars",
+    "daily_bars",
+    "bar_coverage",
+    "coverage_report",
+    "consolidated_bars",
+    # lending_daily
+    "lending_snapshots",
+    "lending_factors",
+    "extended_lending_factors",
+    "lending_prices",
+    "factor_ic_report",
+    "squeeze_scores",
+    "daily_digest",
+    # etf_daily (its assets.py part)
+    "etf_universe",
+    "etf_prices",
+    "etf_price_history",
+    "etf_factor_scores",
+    # risk_daily
+    "factor_exposures",
+    "factor_returns",
+    "factor_covariance",
+    "risk_attribution",
+    "factor_adjusted_signals",
+}
 DERIVED = {  # asset -> the upstream asset its columns are computed from
     "daily_bars": "minute_bars",
     "bar_coverage": "minute_bars",

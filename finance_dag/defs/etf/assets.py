@@ -16,6 +16,7 @@ from finance_dag.backtest.engine import Panel
 from finance_dag.core import calendar
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
+from finance_dag.defs.etf.automation import SCHEDULE
 from finance_dag.defs.etf.resources import CATEGORY_FILE, EtfFilesResource, EtfPriceVendorsResource
 from finance_dag.etf import directory, history, scores, universe
 from finance_dag.etf.directory import DirectoryError
@@ -24,6 +25,7 @@ from finance_dag.etf.universe import UNIVERSE_COLUMNS, UNIVERSE_SCHEMA, Category
 from finance_dag.market_data import daily
 from finance_dag.market_data.daily import DAILY_PRICE_COLUMNS, DAILY_PRICE_SCHEMA
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
+from finance_dag.platform.freshness import after_schedule
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
@@ -86,6 +88,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("etf_universe", directory, universe),
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         metadata=table_metadata(UNIVERSE_SCHEMA, UNIVERSE_COLUMNS),
         description=(
             "The ETF universe of the session: every ETF of NASDAQ Trader's symbol directory "
@@ -134,6 +137,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="etf_prices",
         code_version=code_version("etf_prices", daily),
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         metadata=table_metadata(DAILY_PRICE_SCHEMA, DAILY_PRICE_COLUMNS),
         description=(
             "Raw daily bars of every ETF of the universe, one file per session for all symbols, through "
@@ -181,6 +185,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         group_name=GROUP,
         kinds=KINDS,
         code_version=code_version("etf_price_history", history),
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         metadata=table_metadata(DAILY_PRICE_SCHEMA, DAILY_PRICE_COLUMNS),
         description=(
             "The research layout of etf_prices: one parquet file per calendar year with every ETF's raw "
@@ -235,6 +240,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("etf_factor_scores", scores),
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         metadata=table_metadata(SCORE_SCHEMA, SCORE_COLUMNS),
         description=(
             "Factor scores of every ETF as of the session, from prices up to that session only: momentum "

@@ -13,6 +13,7 @@ from finance_dag import analytics
 from finance_dag.core import reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
+from finance_dag.defs.lending.automation import SCHEDULE
 from finance_dag.defs.lending.resources import (
     DailyPricesResource,
     InboxResource,
@@ -31,6 +32,7 @@ from finance_dag.lending.factors import (
 from finance_dag.lending.feed import COLUMN_DESCRIPTIONS, FEED_SCHEMA, LendingFeedError, LendingSourceError
 from finance_dag.market_data.bars import VendorError
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
+from finance_dag.platform.freshness import after_schedule
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path, read_partitions
@@ -165,6 +167,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="lending_feed",
         code_version=code_version("lending_snapshots", feed),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(FEED_SCHEMA, COLUMN_DESCRIPTIONS),
         description=(
             "The day's securities-lending feed for the lending universe, validated (types; fee >= 0; "
@@ -208,6 +211,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("lending_factors", factors),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(
             FACTOR_SCHEMA, {**FACTOR_DESCRIPTIONS, "date": "As-of session.", "symbol": "Ticker symbol."}
         ),
@@ -256,6 +260,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("extended_lending_factors", extended),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(
             EXTENDED_SCHEMA,
             {
@@ -337,6 +342,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="daily_prices",
         code_version=code_version("lending_prices"),  # its logic is the asset itself
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(PRICE_SCHEMA, PRICE_COLUMNS),
         description=(
             "Raw daily closes of every name of the lending universe, one file per session: the "
@@ -364,6 +370,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),  # lets a CLI range select the whole group
         kinds={"polars", "parquet", "matplotlib"},
         code_version=code_version("factor_ic_report", analytics, reports),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(IC_SCHEMA, IC_COLUMNS),
         description=(
             f"Information coefficient of every lending factor over the last {IC_WINDOW} materialised "
@@ -425,6 +432,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("squeeze_scores", squeeze),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         metadata=table_metadata(SQUEEZE_SCHEMA, SQUEEZE_COLUMNS),
         description=(
             "SSR v4 short-squeeze score per name and session: the weighted mean of the available "
@@ -497,6 +505,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds={"markdown", "html", "matplotlib"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("daily_digest", digest),
+        freshness_policy=after_schedule(settings, settings.lending, SCHEDULE),
         description=(
             "The day's lending digest, markdown and HTML (daily_digest/date=D.md and .html): headlines "
             "written from the data, average fee and utilisation with the day-over-day change, the top 10 "

@@ -18,6 +18,7 @@ from finance_dag.core import reports
 from finance_dag.core.lake import StorageError
 from finance_dag.core.reports import coverage_heatmap_png, markdown_table
 from finance_dag.core.settings import Settings
+from finance_dag.defs.market_data.automation import AFTER_CLOSE
 from finance_dag.market_data import bars as bars_logic
 from finance_dag.market_data import consolidate
 from finance_dag.market_data import coverage as coverage_logic
@@ -43,6 +44,7 @@ from finance_dag.market_data.coverage import (
     tier_counts,
 )
 from finance_dag.platform.contract import code_version, column_lineage, table_metadata
+from finance_dag.platform.freshness import after_schedule
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.registry import BarVendorsResource, bar_chain
@@ -209,6 +211,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     @dg.asset(
         **per_session,
         code_version=code_version("daily_bars", bars_logic, consolidate),
+        freshness_policy=after_schedule(settings, settings.market_data, AFTER_CLOSE, timedelta(minutes=75)),
         metadata=table_metadata(DAILY_BAR_SCHEMA, COLUMN_DESCRIPTIONS),
         description="Daily OHLCV per symbol built from each session's regular-hours minute bars.",
     )
@@ -232,6 +235,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
     @dg.asset(
         **per_session,
         code_version=code_version("bar_coverage", coverage_logic, bars_logic, consolidate),
+        freshness_policy=after_schedule(settings, settings.market_data, AFTER_CLOSE, timedelta(minutes=75)),
         metadata=table_metadata(COVERAGE_SCHEMA, COVERAGE_COLUMNS),
         description=(
             "Per session and symbol: distinct regular-session minutes with a bar, expected minutes "
@@ -260,6 +264,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds={"polars", "parquet", "matplotlib"},
         automation_condition=ON_NEW_MINUTE_BARS,
         code_version=code_version("coverage_report", coverage_logic, reports),
+        freshness_policy=after_schedule(settings, settings.market_data, AFTER_CLOSE, timedelta(minutes=75)),
         metadata=table_metadata(SUMMARY_SCHEMA, COVERAGE_COLUMNS),
         description=(
             "Coverage per symbol over every materialised session, with tiers EXCELLENT >= 95 %, "
@@ -301,6 +306,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=ON_NEW_MINUTE_BARS,
         code_version=code_version("consolidated_bars", consolidate, bars_logic),
+        freshness_policy=after_schedule(settings, settings.market_data, AFTER_CLOSE, timedelta(minutes=75)),
         metadata={**table_metadata(MINUTE_BAR_SCHEMA, COLUMN_DESCRIPTIONS), STATIC_DIMENSION: "symbol"},
         description=(
             "The lake compacted for research: one parquet file per symbol and year "

@@ -16,9 +16,11 @@ from finance_dag.core import calendar, reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.core.settings import Settings
 from finance_dag.defs.etf.resources import BrokerResource
+from finance_dag.defs.risk.automation import SCHEDULE
 from finance_dag.defs.risk.resources import EquityDataResource
 from finance_dag.etf import history, scores
 from finance_dag.platform.contract import code_version, table_metadata
+from finance_dag.platform.freshness import after_schedule, freshness_of
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
@@ -102,6 +104,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("factor_exposures", model),
+        freshness_policy=after_schedule(settings, settings.risk, SCHEDULE),
         metadata=table_metadata(EXPOSURE_SCHEMA, EXPOSURE_COLUMNS),
         description=(
             "Six-factor exposures of every stock as of the session's close: market beta (252 sessions vs "
@@ -165,6 +168,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds=KINDS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("factor_returns", model),
+        freshness_policy=after_schedule(settings, settings.risk, SCHEDULE),
         metadata=table_metadata(
             pl.Schema(
                 {
@@ -240,6 +244,7 @@ def build_assets(settings: Settings, parts: DomainPartitions) -> list[dg.AssetsD
         kinds={"numpy", "parquet"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("factor_covariance", model),
+        freshness_policy=after_schedule(settings, settings.risk, SCHEDULE),
         metadata=table_metadata(
             pl.Schema({"factor": pl.String, **{f: pl.Float64 for f in FACTORS}}),
             {
@@ -356,6 +361,7 @@ def book_assets(
         group_name=GROUP,
         kinds={"polars", "parquet"},
         code_version=code_version("risk_attribution", books),
+        freshness_policy=freshness_of(covariance),  # same run of risk_daily
         metadata=table_metadata(
             pl.Schema({"book": pl.String, "metric": pl.String, "value": pl.Float64}),
             {
@@ -493,6 +499,7 @@ def book_assets(
         group_name=GROUP,
         kinds={"polars", "parquet"},
         code_version=code_version("factor_adjusted_signals", signals, books),
+        freshness_policy=freshness_of(covariance),  # same run of risk_daily
         metadata=table_metadata(signals.SIGNAL_SCHEMA, signals.SIGNAL_COLUMNS),
         description=(
             "The seed's factor-adjusted confidence and buy/sell/hold tilt applied to the ETF scores: the score "
