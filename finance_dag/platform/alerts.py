@@ -63,7 +63,8 @@ EVENTS_PER_TICK = 500  # materialisations read per asset and tick
 FIRST_LOOKBACK = timedelta(days=1)  # without a cursor: materialisations of the last day
 STEPS_SHOWN = 5
 ERROR_CHARS = 500
-SYMBOLS_SHOWN = 10
+SYMBOLS_SHOWN = 10  # in a message
+DETAILS_SHOWN = 100  # in a record's lists (their counts beside them)
 
 
 # ---- the webhook ---------------------------------------------------------------------------
@@ -279,8 +280,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> Alert:
     partitions = run_partitions(run)
     reason = _short(context.failure_event.message or "")
     lines = [f"run `{run.run_id}` ({launched_by(run)})"]
-    if partitions:
-        lines.append(f"partitions: {partitions}")
     lines += [f"step `{step}`: {message}" for step, message in list(steps.items())[:STEPS_SHOWN]]
     if len(steps) > STEPS_SHOWN:
         lines.append(f"… and {len(steps) - STEPS_SHOWN} more failed steps")
@@ -359,7 +358,7 @@ def session_alert(
     ]
     if len(dropped) > SYMBOLS_SHOWN:
         lines.append(f"… and {len(dropped) - SYMBOLS_SHOWN} more symbols")
-    lines.append(f"{below.height} of {coverage.height} symbols below the threshold; source {source}")
+    lines.append(f"{below.height} of {coverage.height} symbols below the threshold; recorded by `{source}`")
     return Alert(
         kind="coverage_session",
         id=f"{session}-{source}",
@@ -372,11 +371,13 @@ def session_alert(
             "mean_coverage": round(mean, 4),
             "threshold": threshold,
             "previous_session": previous[0] if previous else None,
-            "symbols_dropped": dropped,
-            "symbols_below": [
+            "symbols_dropped": dropped[:DETAILS_SHOWN],  # worst first
+            "symbols_dropped_count": len(dropped),
+            "symbols_below": [  # worst first
                 {"symbol": s, "coverage": round(c, 4)}
-                for s, c in below.select("symbol", "coverage").iter_rows()
+                for s, c in below.head(DETAILS_SHOWN).select("symbol", "coverage").iter_rows()
             ],
+            "symbols_below_count": below.height,
             "symbols": coverage.height,
             "source": source,
         },
@@ -405,7 +406,7 @@ def ready_alert(
             f"newly ready: {', '.join(gained[:SYMBOLS_SHOWN])}"
             + (" …" if len(gained) > SYMBOLS_SHOWN else "")
         )
-    lines.append(f"source {source}")
+    lines.append(f"recorded by `{source}`")
     return Alert(
         kind="coverage_ready",
         id=source,
@@ -416,8 +417,8 @@ def ready_alert(
         details={
             "ready_before": len(before),
             "ready_after": len(ready),
-            "no_longer_ready": lost,
-            "newly_ready": gained,
+            "no_longer_ready": lost[:DETAILS_SHOWN],
+            "newly_ready": gained[:DETAILS_SHOWN],
             "tiers": metadata.get("tiers"),
             "sessions": metadata.get("sessions"),
             "source": source,

@@ -163,12 +163,18 @@ def test_a_failed_run_is_posted_and_recorded_once(tmp_path, instance, receiver):
     assert_no_secret(json.dumps(record), "the record")  # ...but never shown
 
 
-def test_without_a_webhook_the_alert_is_recorded_only(tmp_path, instance):
+def test_the_sensor_alerts_through_dagsters_tick_evaluation_without_a_webhook(tmp_path, instance):
+    """As the daemon evaluates it: the first tick sets the cursor, the next alerts on the run
+    that failed since; no webhook configured: recorded only."""
     root = tmp_path / "lake"
     defs = make_defs(str(root), fail_symbol_days=[f"{v}:SPY:{D2}" for v in VENDORS])
-    result = failed_run(defs, instance)
-    on_failure(defs, instance, result, str(root), AlertWebhookResource())
-    (record,) = records(root).values()
+    sensor = defs.resolve_sensor_def("alert_on_run_failure")
+    resources = {"lake": LakeResource(root=str(root)), "alert_webhook": AlertWebhookResource()}
+    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    run_id = failed_run(defs, instance).dagster_run.run_id
+    sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    ((path, record),) = records(root).items()
+    assert path.endswith(f"run_failure-{run_id}.json")
     assert record["delivery"]["status"] == "not_configured" and record["delivery"]["webhook"] is None
 
 
@@ -341,7 +347,9 @@ def test_coverage_alerts_fire_on_a_drop_and_only_then(tmp_path, instance, receiv
         session["symbols_dropped"][0]["coverage"] == 0.0 and session["symbols_dropped"][0]["previous"] >= 0.85
     )
     assert session["mean_coverage"] >= 0.85  # the symbol rule, not the mean, fired
+    assert [s["symbol"] for s in session["symbols_below"]][0] == "SPY"  # worst first
     assert {s["symbol"] for s in session["symbols_below"]} == {"SPY", "AMZN", "XLE"}
+    assert session["symbols_below_count"] == 3 and session["symbols_dropped_count"] == 1
     assert "SPY: 0.0% (was" in posted["coverage_session"]["text"]
     ready = posted["coverage_ready"]["details"]
     assert ready["no_longer_ready"] == ["SPY"] and ready["ready_after"] == ready["ready_before"] - 1
