@@ -23,7 +23,7 @@ demo dev: export FINANCE_DAG_ETF_END_DATE ?= 2024-11-29
 demo dev: export FINANCE_DAG_RISK_START_DATE ?= 2023-11-01
 demo dev: export FINANCE_DAG_RISK_END_DATE ?= 2024-11-29
 
-.PHONY: env demo dev test test-fast bench clean
+.PHONY: env demo dev test test-fast e2e bench prod-up prod-down clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -54,8 +54,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -q -m "not cli and not s3 and not vendors"
 
+# The UI and API end to end: webserver and daemon on loopback, the UI in headless Chromium.
+e2e: $(STAMP)
+	$(BIN)/pytest -n 2 -q -m e2e tests/e2e
+
+# The production profile on this machine (deploy/prod/local.py, docs/production.md): PostgreSQL,
+# Redis, an S3 stand-in, two Celery workers, the daemon and the UI on http://127.0.0.1:3001.
+prod-up: $(STAMP)
+	$(BIN)/python deploy/prod/local.py up
+
+prod-down: $(STAMP)
+	$(BIN)/python deploy/prod/local.py down
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) data .dagster_home
+	rm -rf $(VENV) data .dagster_home .prod
