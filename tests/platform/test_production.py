@@ -122,12 +122,15 @@ def start_workers(env: dict, folder: Path) -> list[subprocess.Popen]:
             )  # fmt: skip
         )
     deadline = time.monotonic() + 60
-    for k, worker in enumerate(workers):  # each worker says "ready" once it listens to the queue
-        while "ready" not in (folder / f"worker{k}.log").read_text(errors="replace"):
-            assert worker.poll() is None and time.monotonic() < deadline, (
-                folder / f"worker{k}.log"
-            ).read_text()[-3000:]
-            time.sleep(0.5)
+    try:
+        for k, worker in enumerate(workers):  # each worker says "ready" once it listens to the queue
+            log = folder / f"worker{k}.log"
+            while "ready" not in log.read_text(errors="replace"):
+                assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+    except BaseException:
+        stop(workers)
+        raise
     return workers
 
 
