@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,7 @@ BAR_COVERAGE = dg.AssetKey("bar_coverage")
 COVERAGE_REPORT = dg.AssetKey("coverage_report")
 READY_METADATA = "ready_for_research"  # coverage_report's list of research-ready symbols
 MAX_POSTS_PER_TICK = 10  # more coverage alerts at once are posted as one digest message
-EVENTS_PER_TICK = 500  # materialisations read per asset and tick
+EVENTS_PER_TICK = 200  # materialisations read per asset and tick (a backlog takes a few ticks)
 FIRST_LOOKBACK = timedelta(days=1)  # without a cursor: materialisations of the last day
 STEPS_SHOWN = 5
 ERROR_CHARS = 500
@@ -468,21 +469,28 @@ def coverage_session_alerts(
     records: Iterable[dg.EventLogRecord], lake: Lake, threshold: float, log: Any
 ) -> list[Alert]:
     """Session alerts of the ``bar_coverage`` materialisations ``records`` (the latest per session),
-    each session read from the lake with the session before it."""
+    each session read from the lake with the session before it (each file read once)."""
     latest = {r.partition_key: r for r in records if r.partition_key}
     if not latest:
         return []
     files = _session_files(lake)
     ordered = sorted(files)
+    read: dict[str, pl.DataFrame] = {}
+
+    def frame(session: str) -> pl.DataFrame:
+        if session not in read:
+            read[session] = lake.read_parquet(files[session])
+        return read[session]
+
     alerts = []
     for session, record in sorted(latest.items()):
         if session not in files:
             log.warning(f"coverage alert: {partition_path('bar_coverage', date=session)} is not in the lake")
             continue
+        before = ordered[bisect_left(ordered, session) - 1] if bisect_left(ordered, session) else None
         try:
-            coverage = lake.read_parquet(files[session])
-            earlier = [s for s in ordered if s < session]
-            previous = (earlier[-1], lake.read_parquet(files[earlier[-1]])) if earlier else None
+            coverage = frame(session)
+            previous = (before, frame(before)) if before else None
         except Exception as error:  # an unreadable file costs its session, not the tick
             log.warning(f"coverage alert for {session}: cannot read the coverage: {error}")
             continue
