@@ -27,7 +27,7 @@ from finance_dag.sim.vendors import SimulatedVendor
 
 START, END = date(2024, 9, 3), date(2024, 11, 29)
 UNIVERSE = ",".join(FULL_SYMBOLS[:50])
-ISSUE = "market data"
+ISSUE = "issue 2"
 PARTS = DomainPartitions(bench_settings("unused", UNIVERSE=UNIVERSE).market_data)
 
 

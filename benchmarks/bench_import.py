@@ -6,7 +6,7 @@ import sys
 
 from benchmarks.common import verdict
 
-ISSUE = "market data"
+ISSUE = "issue 2"
 
 PROBE = (
     "import time; t0 = time.perf_counter(); import dagster; t1 = time.perf_counter(); "

@@ -18,7 +18,7 @@ from finance_dag.market_data.consolidate import load_symbol_bars, year_path
 from finance_dag.platform.partitions import range_tags
 
 SYMBOL, YEAR = "SPY", 2024
-ISSUE = "market data"
+ISSUE = "issue 2"
 
 
 def main() -> int:

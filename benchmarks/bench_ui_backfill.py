@@ -28,7 +28,7 @@ from finance_dag.platform.ui_backfill import INSTANCE_OVERRIDES, ui_backfill
 
 FIRST, LAST = "2024-11-15", "2024-11-29"
 TARGET = 1.5
-ISSUE = "market data"
+ISSUE = "issue 6"
 SELECTIONS = {"minute_bars": ["minute_bars"], "daily": ["daily_bars", "bar_coverage"]}
 
 

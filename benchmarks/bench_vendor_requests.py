@@ -24,7 +24,7 @@ from finance_dag.testing.alpha_vantage import FakeAlphaVantage
 P2_TARGET = 1.1
 AV_TARGET = 3
 LAST_DAY = date(2024, 11, 29)
-ISSUE = "market data"
+ISSUE = "issue 3"
 
 
 def alpaca_requests_per_10k(market: SimulatedMarket) -> tuple[float, int, int, float]:
