@@ -154,8 +154,10 @@ def execute(job: str, tags: dict[str, str], config: dict | None, env: dict, fold
         path = folder / f"{job}.json"
         path.write_text(json.dumps(config))
         command += ["-c", str(path)]
+    started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{job} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    print(f"  {job}: {time.perf_counter() - started:.1f} s")
 
 
 def lake_files(lake: Lake) -> dict[str, str]:
