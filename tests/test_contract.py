@@ -50,11 +50,14 @@ SCHEDULED = {  # kept current by a daily schedule (and, for market data, the aut
     "factor_ic_report",
     "squeeze_scores",
     "daily_digest",
-    # etf_daily (its assets.py part)
+    # etf_daily, then trade_plan_daily
     "etf_universe",
     "etf_prices",
     "etf_price_history",
     "etf_factor_scores",
+    "target_portfolio",
+    "portfolio_backtest",
+    "trade_plan",
     # risk_daily
     "factor_exposures",
     "factor_returns",

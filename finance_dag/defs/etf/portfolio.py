@@ -18,10 +18,12 @@ from finance_dag.brokers import BrokerError
 from finance_dag.core import calendar, reports
 from finance_dag.core.reports import markdown_table
 from finance_dag.defs.etf.assets import GROUP, ScoringConfig, as_of
+from finance_dag.defs.etf.automation import PLAN_SCHEDULE, SCHEDULE
 from finance_dag.defs.etf.resources import BrokerResource
 from finance_dag.etf import optimize, strategy, trades
 from finance_dag.etf.scores import MIN_HISTORY
 from finance_dag.platform.contract import code_version, table_metadata
+from finance_dag.platform.freshness import after_schedule
 from finance_dag.platform.partitions import DomainPartitions
 from finance_dag.platform.ranged import PartitionWriter
 from finance_dag.platform.storage import LakeResource, lake_path
@@ -133,6 +135,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
         partitions_def=days,
         deps=[scores_asset, history_asset],
         group_name=GROUP,
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         kinds={"polars", "parquet", "cvxpy"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("target_portfolio", strategy, optimize),
@@ -189,6 +192,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
         partitions_def=days,
         deps=[history_asset, dg.AssetDep(target_portfolio)],
         group_name=GROUP,
+        freshness_policy=after_schedule(settings, settings.etf, SCHEDULE),
         kinds={"polars", "parquet"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         code_version=code_version("portfolio_backtest", engine, strategy, optimize),
@@ -280,6 +284,7 @@ def build_portfolio_assets(settings, parts: DomainPartitions, upstream: list[dg.
         partitions_def=days,
         deps=[dg.AssetDep(target_portfolio), dg.AssetDep(PRICES)],
         group_name=GROUP,
+        freshness_policy=after_schedule(settings, settings.etf, PLAN_SCHEDULE),
         kinds={"csv", "json"},
         pool="broker",
         code_version=code_version("trade_plan", trades),
