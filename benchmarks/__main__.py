@@ -33,6 +33,7 @@ SCRIPTS = [
     "bench_etf",
     "bench_risk",
     "bench_strategies",
+    "bench_scale",
 ]
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
