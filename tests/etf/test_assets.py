@@ -117,6 +117,7 @@ def test_the_plan_writes_the_state_contract_beside_the_csv(pipeline):
     assert set(state["transition"]) == {"retained", "exiting", "new"}
 
 
+@pytest.mark.chaos("stale trade plan", faults="edited-plan stale-plan retried-execution")
 def test_execution_is_dry_by_default_refuses_edits_and_places_each_order_once(pipeline):
     defs, instance, root = pipeline
     lake = Lake(root)
@@ -145,6 +146,7 @@ def test_execution_is_dry_by_default_refuses_edits_and_places_each_order_once(pi
     assert not any(o["status"] == "open" for o in account["orders"])  # the stale order was cancelled
 
 
+@pytest.mark.chaos("drifted trade plan", faults="position-drift")
 def test_a_drifted_account_is_refused(tmp_path):
     root = str(tmp_path / "lake")
     defs = make_defs(root, env=ETF_WINDOW)
@@ -161,6 +163,7 @@ def test_a_drifted_account_is_refused(tmp_path):
     )
 
 
+@pytest.mark.chaos("bad universe file", faults="no-footer")
 def test_a_malformed_directory_file_fails_its_day_and_keeps_the_previous_universe(pipeline, tmp_path):
     defs, instance, root = pipeline
     inbox = tmp_path / "inbox"
@@ -179,6 +182,7 @@ def test_a_malformed_directory_file_fails_its_day_and_keeps_the_previous_univers
     assert lake.read_bytes(f"etf_universe/date={KEY}.parquet") == before
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent")
 def test_a_price_vendor_failing_for_some_etfs_excludes_them_with_the_reason(tmp_path):
     root = str(tmp_path / "lake")
     failing = EtfPriceVendorsResource(fail_symbols=["SPY", "TLT"])

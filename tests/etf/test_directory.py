@@ -33,6 +33,7 @@ def test_both_files_parse_into_one_directory():
     assert both.filter(both["test_issue"])["symbol"].to_list() == ["ZXZZT"]
 
 
+@pytest.mark.chaos("bad universe file", faults="malformed-directory")
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -53,6 +54,7 @@ def test_a_malformed_file_is_named_with_its_line_and_column(text, message):
     assert str(raised.value).startswith(message), str(raised.value)
 
 
+@pytest.mark.chaos("bad universe file", faults="unknown-exchange symbol-in-both")
 def test_an_unknown_exchange_code_and_a_symbol_in_both_files_are_refused():
     with pytest.raises(DirectoryError, match=r"otherlisted.txt:2: column 'Exchange' has 'Q'"):
         parse_directory(OTHER_LISTED.replace("|P|SPY|", "|Q|SPY|"), "otherlisted.txt")

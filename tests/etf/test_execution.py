@@ -81,6 +81,7 @@ def test_an_untouched_plan_passes_its_checks(lake):
     assert check_plan(state, data, sim(lake), NOW) == []
 
 
+@pytest.mark.chaos("drifted trade plan", faults="position-drift cash-drift")
 def test_drifted_positions_are_refused_naming_symbol_and_quantities(lake):
     state, data = read_plan(lake, "etf/plan")
     sim(lake).place_order(OrderRequest("by-hand", "SPY", "buy", 5))
@@ -97,6 +98,7 @@ def credit(lake: Lake, amount: float) -> None:
     lake.write_bytes(STATE_PATH, json.dumps(account).encode())
 
 
+@pytest.mark.chaos("drifted trade plan", faults="cash-drift")
 def test_cash_beyond_the_tolerance_is_refused(lake):
     state, data = read_plan(lake, "etf/plan")
     credit(lake, 200.0)
@@ -106,6 +108,7 @@ def test_cash_beyond_the_tolerance_is_refused(lake):
     ]
 
 
+@pytest.mark.chaos("edited trade plan", faults="edited-plan")
 def test_an_edited_plan_file_is_refused(lake):
     state, data = read_plan(lake, "etf/plan")
     edited = data.replace(b",buy,85,", b",buy,850,")
@@ -114,6 +117,7 @@ def test_an_edited_plan_file_is_refused(lake):
     assert reason.startswith("the plan file was edited after planning: its sha256 is ")
 
 
+@pytest.mark.chaos("stale trade plan", faults="stale-plan other-account")
 def test_a_stale_plan_and_another_account_are_refused(lake):
     state, data = read_plan(lake, "etf/plan")
     reasons = check_plan({**state, "account_id": "U123"}, data, sim(lake), PLANNED + timedelta(hours=25))
@@ -154,6 +158,7 @@ def test_a_live_run_places_sells_then_buys_and_reports_fills_and_the_end_state(l
     assert report.account.cash == 70_680.0  # the reserve kept: 190,000 + 40,000 - 159,320
 
 
+@pytest.mark.chaos("order never placed twice", faults="disconnect")
 @pytest.mark.parametrize("lost_answer", [False, True], ids=["before-sending", "answer-lost"])
 def test_a_retried_live_run_places_each_order_exactly_once(lake, lost_answer):
     state, data = read_plan(lake, "etf/plan")
@@ -184,6 +189,7 @@ def test_a_retried_live_run_places_each_order_exactly_once(lake, lost_answer):
     assert {p.symbol: p.quantity for p in second.positions} == {"EFA": 780, "GLD": 324, "SPY": 125}
 
 
+@pytest.mark.chaos("order never placed twice", faults="disconnect-on-lookup")
 def test_a_disconnect_while_looking_up_an_order_stops_before_placing_it(lake):
     _, data = read_plan(lake, "etf/plan")
     with pytest.raises(ExecutionError, match="find_order: connection lost") as failed:

@@ -189,6 +189,7 @@ def test_the_plan_sells_two_exits_and_buys_five(venue, lake) -> None:
     assert plan.buy_scale < 1.0 and plan.cash_after >= 70_000.0  # the reserve holds
 
 
+@pytest.mark.chaos("order never placed twice", faults="disconnect")
 @pytest.mark.parametrize("fault", ["before_sending", "answer_lost"])
 def test_a_retried_live_run_places_each_order_exactly_once(venue, lake, fault) -> None:
     plan = plan_at(venue, lake)
@@ -263,6 +264,7 @@ def test_a_dry_run_sends_nothing_to_the_broker(venue, lake) -> None:
     assert venue.requests() == before and venue.placed() == Counter()
 
 
+@pytest.mark.chaos("drifted trade plan", faults="position-drift")
 def test_a_drifted_account_is_refused_naming_the_symbol(venue, lake) -> None:
     plan_at(venue, lake)
     state, data = read_plan(lake, FOLDER)

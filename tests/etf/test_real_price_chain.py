@@ -60,6 +60,7 @@ def chain(ib: FakeIbGateway, yahoo: FakeYahoo) -> EtfPriceVendorsResource:
     )
 
 
+@pytest.mark.chaos("vendor faults", faults="ib-no-data 503-persistent")
 def test_symbols_ib_fails_come_from_yahoo_and_one_both_fail_keeps_both_reasons(fakes, etf) -> None:
     ib, yahoo = fakes
     for symbol in [*FROM_YAHOO, NOWHERE]:
@@ -90,6 +91,7 @@ def test_symbols_ib_fails_come_from_yahoo_and_one_both_fail_keeps_both_reasons(f
     assert asked_yahoo == {*FROM_YAHOO, NOWHERE}  # Yahoo only for what IB did not serve
 
 
+@pytest.mark.chaos("vendor faults", faults="gateway-down")
 def test_an_unreachable_gateway_hands_every_symbol_to_yahoo(fakes) -> None:
     ib, yahoo = fakes
     ib.stop()  # nothing listens on its port any more

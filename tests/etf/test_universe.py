@@ -75,6 +75,7 @@ def _replace_line(line: int, text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.chaos("bad universe file", faults="malformed-categories")
 @pytest.mark.parametrize(
     ("text", "where", "column"),
     [
@@ -100,6 +101,7 @@ def test_a_malformed_category_file_names_the_file_line_and_column(text, where, c
     assert column in message, message
 
 
+@pytest.mark.chaos("bad universe file", faults="duplicate-symbol")
 def test_a_duplicate_symbol_names_both_lines_and_a_blank_line_still_counts():
     text = CATEGORIES.replace("SHV,", "\nSHV,", 1).replace("GONE,", "SHV,")
     with pytest.raises(
@@ -117,6 +119,7 @@ def test_the_expense_ratio_bounds_0_and_5_percent_are_accepted():
     assert ratios["SPY"] == 0.0 and ratios["XYZ"] == 0.05
 
 
+@pytest.mark.chaos("bad universe file", faults="empty-file")
 def test_an_empty_category_file_is_refused_with_its_name():
     with pytest.raises(CategoryError, match=r"^categories.csv: empty file"):
         parse_categories("", "categories.csv")

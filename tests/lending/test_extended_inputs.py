@@ -63,6 +63,7 @@ def test_every_extended_factor_served_by_the_simulated_inputs(tmp_path, instance
     assert joined["buzz_z"].is_not_null().all() and (joined["buzz_z"] == joined["crowd_buzz"]).all()
 
 
+@pytest.mark.chaos("bad lending file", faults="esg-out-of-range missing-drop")
 def test_missing_and_bad_drops_leave_their_factors_null_with_the_reason(tmp_path, instance):
     inbox = tmp_path / "lake" / "_inbox"
     alt = SimulatedAltData(7)

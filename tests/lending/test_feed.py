@@ -158,6 +158,7 @@ def test_whole_file_for_another_day_lists_at_most_ten_rows():
     assert "T10" not in message
 
 
+@pytest.mark.chaos("bad lending file", faults="header-only empty")
 def test_empty_files_are_rejected():
     header_only = csv_bytes([row("AAA")]).split(b"\n")[0] + b"\n"
     with pytest.raises(LendingFeedError, match=r"^f\.csv: empty file \(header only, no rows\)"):
@@ -166,6 +167,7 @@ def test_empty_files_are_rejected():
         read_feed_file(b"", "g.csv")
 
 
+@pytest.mark.chaos("bad lending file", faults="not-parquet unsupported-type")
 def test_unreadable_and_unsupported_files_name_the_file():
     with pytest.raises(LendingFeedError, match=r"^h\.parquet: unreadable parquet file"):
         read_feed_file(b"not a parquet file", "h.parquet")
@@ -173,6 +175,7 @@ def test_unreadable_and_unsupported_files_name_the_file():
         read_feed_file(b"x", "h.xlsx")
 
 
+@pytest.mark.chaos("bad lending file", faults="negative-fee utilisation-above-100 duplicate-ticker")
 def test_every_problem_is_reported_at_once():
     message = failure([row("AAA", **{"Fee All (BPS)": -1}), row("AAA", **{"Active Utilization (%)": 101})])
     assert "negative values" in message and "above 100" in message and "duplicate tickers" in message
@@ -232,6 +235,7 @@ def test_read_feed_sql_matches_midnight_timestamps(tmp_path):
     assert out["symbol"].to_list() == ["AAA", "BBB"] and out["date"].to_list() == [DAY, DAY]
 
 
+@pytest.mark.chaos("bad lending file", faults="negative-fee-in-sql")
 def test_bad_sql_rows_fail_like_a_bad_file(sqlite_url):
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as connection:

@@ -115,6 +115,7 @@ def test_consolidation_rebuilds_only_changed_years(defs, instance, lake_root):
     assert meta["rebuilt_years"].value == [2025] and meta["unchanged_years"].value == [2024]
 
 
+@pytest.mark.chaos("vendor faults", faults="503-primary")
 def test_a_failing_primary_is_gap_filled_by_the_fallbacks(lake_root, instance):
     defs = make_defs(lake_root, fail_symbol_days=[f"sim_alpaca:SPY:{LAST}"])
     run_job(defs, instance, "minute_bars_job", session_range_tags(LAST, LAST))
@@ -123,6 +124,7 @@ def test_a_failing_primary_is_gap_filled_by_the_fallbacks(lake_root, instance):
     assert set(bars["source"]) <= {"sim_alphavantage", "sim_yahoo"}
 
 
+@pytest.mark.chaos("vendor faults", faults="503-every-vendor-symbol-day")
 def test_a_symbol_day_no_vendor_serves_costs_only_that_symbol_day_and_is_refilled(lake_root, instance):
     vendors = ("sim_alpaca", "sim_alphavantage", "sim_yahoo")
     defs = make_defs(lake_root, fail_symbol_days=[f"{v}:SPY:{LAST}" for v in vendors])
@@ -152,6 +154,7 @@ def test_a_symbol_day_no_vendor_serves_costs_only_that_symbol_day_and_is_refille
     assert lake.read_parquet(f"minute_bars/symbol=SPY/date={LAST}.parquet").height > 150
 
 
+@pytest.mark.chaos("vendor faults", faults="503-every-vendor-session")
 def test_a_session_no_vendor_serves_at_all_fails_only_that_session(lake_root, instance):
     vendors = ("sim_alpaca", "sim_alphavantage", "sim_yahoo")
     names = ["SPY", "QQQ"]
@@ -193,6 +196,7 @@ def kill_mid_write(defs, instance, dies: Callable[[str], bool]) -> None:
         )
 
 
+@pytest.mark.chaos("run killed mid-write", faults="interrupt-mid-write")
 def test_a_run_killed_mid_write_leaves_whole_files_and_the_next_fills_the_rest(lake_root, instance):
     defs = make_defs(lake_root)
     kill_mid_write(defs, instance, nth_write(len(SYMBOLS) + 7))  # the seventh file of the second session
@@ -207,6 +211,7 @@ def test_a_run_killed_mid_write_leaves_whole_files_and_the_next_fills_the_rest(l
     assert len(Lake(lake_root).list_files("minute_bars")) == 2 * len(SYMBOLS)
 
 
+@pytest.mark.chaos("bad price file", faults="corrupt-parquet")
 def test_a_corrupt_day_file_costs_only_its_own_partitions_and_is_named(defs, instance, lake_root):
     run_job(defs, instance, "minute_bars_job", session_range_tags(LAST, LAST))
     bad = f"minute_bars/symbol=XLE/date={LAST}.parquet"
@@ -227,6 +232,7 @@ def test_a_corrupt_day_file_costs_only_its_own_partitions_and_is_named(defs, ins
     assert instance.get_materialized_partitions(dg.AssetKey("consolidated_bars")) == set(SYMBOLS) - {"XLE"}
 
 
+@pytest.mark.chaos("run killed mid-write", faults="kill-without-cleanup")
 def test_a_chunk_is_recorded_before_the_next_starts_so_a_hard_kill_loses_one_chunk_at_most(
     lake_root, instance, monkeypatch
 ):

@@ -97,6 +97,7 @@ def served(source: str) -> pl.DataFrame:
     return canonical_types(compact_for_storage(valid.drop("date")))
 
 
+@pytest.mark.chaos("vendor faults", faults="429 5xx timeout truncated throttle-note malformed vendor-down")
 @pytest.mark.parametrize(
     ("dead", "faults", "source"),
     [
@@ -126,6 +127,7 @@ def test_written_bars_equal_what_the_serving_fake_served(fakes, tmp_path, dead, 
         assert fakes[name].total() > 0
 
 
+@pytest.mark.chaos("vendor faults", faults="503-every-vendor")
 def test_every_vendor_down_fails_the_partition_naming_each_and_no_secret(fakes, tmp_path) -> None:
     for fake in fakes.values():
         fake.inject("503", times=None)

@@ -44,6 +44,7 @@ def adapter(
     )
 
 
+@pytest.mark.chaos("vendor faults", faults="429 500 503 timeout truncated malformed empty-page retry-after")
 def test_faults_give_exactly_the_fault_free_bars(market, fake) -> None:
     days = calendar.sessions(START, END)
     clean = adapter(fake, page_limit=2_000).fetch_minute_bars(SYMBOLS, START, END)
@@ -82,6 +83,7 @@ def test_backfill_is_one_batched_request_sequence(market, fake) -> None:
     assert all(r.query.get("page_token") for r in fake.log[1:])
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent")
 def test_keeps_failing_fails_every_symbol_day_with_vendor_symbol_date_status(fake) -> None:
     fake.inject("503", times=None)
     result = adapter(fake).fetch_minute_bars(SYMBOLS, START, END)
@@ -94,6 +96,7 @@ def test_keeps_failing_fails_every_symbol_day_with_vendor_symbol_date_status(fak
     assert message.endswith("[no bars for MSFT on 2024-11-21]")
 
 
+@pytest.mark.chaos("vendor faults", faults="500-mid-pagination")
 def test_failure_midway_keeps_pages_before_it(market, fake) -> None:
     fake.inject("500", times=None, match=lambda r: "page_token" in r.query)  # page 1 only succeeds
     result = adapter(fake, page_limit=3_000).fetch_minute_bars(SYMBOLS, START, END)
@@ -196,6 +199,7 @@ def test_feed_is_part_of_every_bars_source(market, fake) -> None:
     assert AlpacaResource.model_fields["feed"].default == "sip"
 
 
+@pytest.mark.chaos("vendor faults", faults="429-ratelimit-reset")
 def test_429_without_retry_after_waits_until_x_ratelimit_reset(market, fake) -> None:
     now = 1_732_900_000.0  # the adapter's wall clock, frozen
     fake.inject("429_reset", reset_at=str(int(now) + 17))

@@ -57,6 +57,7 @@ def test_daily_bars_are_the_raw_truth_with_splits_and_dividends_recorded(market,
     assert (actions["start"], actions["end"]) == ("2024-09-23", "2025-01-29")  # dividends process when paid
 
 
+@pytest.mark.chaos("vendor faults", faults="500 503 truncated malformed empty-page")
 def test_transient_faults_are_retried_and_the_rows_stay_exact(market, etf) -> None:
     with FakeAlpaca(market, KEY, SECRET, daily=etf.daily_prices) as fake:
         for kind in ("500", "truncated", "malformed", "empty_page"):
@@ -77,6 +78,7 @@ def test_symbol_alpaca_has_no_bars_for_fails_alone(market, etf) -> None:
     assert result.prices.equals(expected(etf, ["SPY"]))
 
 
+@pytest.mark.chaos("vendor faults", faults="500-mid-pagination")
 def test_bars_failing_midway_fail_the_symbols_from_the_cut_on(market, etf) -> None:
     with FakeAlpaca(market, KEY, SECRET, daily=etf.daily_prices) as fake:
         fake.inject("500", times=None, match=lambda r: "page_token" in r.query)  # only page 1 comes
@@ -101,6 +103,7 @@ def test_unreadable_corporate_actions_fail_every_symbol_without_asking_for_bars(
     assert asked_bars == 0
 
 
+@pytest.mark.chaos("bad price file", faults="high-below-low repeated-date")
 def test_rows_breaking_a_rule_fail_their_symbol_naming_rule_and_dates(market, etf) -> None:
     bad_day, twice = date(2024, 10, 9), date(2024, 10, 15)
 

@@ -62,6 +62,7 @@ def test_one_request_per_symbol_month_cached_for_other_days(market, fake) -> Non
     assert again.bars.equals(expected(market, ["SPY"], date(2024, 11, 29), date(2024, 11, 29)))
 
 
+@pytest.mark.chaos("vendor faults", faults="throttle-note burst-note 429 503 truncated malformed timeout")
 def test_faults_and_throttle_notes_give_exactly_the_fault_free_bars(market, fake) -> None:
     for kind in ("note", "burst", "429", "503", "truncated", "malformed", "slow"):
         fake.inject(kind)
@@ -75,6 +76,7 @@ def test_faults_and_throttle_notes_give_exactly_the_fault_free_bars(market, fake
     assert sleeps[:2] == [42.0, 42.0]  # burst messages wait throttle_wait, not the short backoff
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent")
 def test_symbol_that_keeps_failing_fails_only_its_symbol_days(market, fake) -> None:
     fake.inject("503", times=None, match=lambda r: r.query.get("symbol") == "MSFT")
     result = adapter(fake.url).fetch_minute_bars(["SPY", "MSFT"], date(2024, 11, 27), date(2024, 12, 2))
@@ -90,6 +92,7 @@ def test_symbol_that_keeps_failing_fails_only_its_symbol_days(market, fake) -> N
     assert result.bars.equals(expected(market, ["SPY"], date(2024, 11, 27), date(2024, 12, 2)))
 
 
+@pytest.mark.chaos("vendor faults", faults="throttle-note-persistent")
 def test_endless_throttling_is_a_failure_not_empty_data(fake) -> None:
     fake.inject("note", times=None)
     result = adapter(fake.url, attempts=3).fetch_minute_bars(["SPY"], date(2024, 11, 29), date(2024, 11, 29))
@@ -168,6 +171,7 @@ def test_missing_credentials_name_the_variable() -> None:
         AlphaVantageResource().setup_for_execution(dg.build_init_resource_context())
 
 
+@pytest.mark.chaos("vendor faults", faults="daily-quota-or-premium")
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [

@@ -39,6 +39,7 @@ def client(url: str, key: str = KEY, attempts: int = 4, **kwargs) -> FredMacro:
     )
 
 
+@pytest.mark.chaos("vendor faults", faults="429 500 503 timeout truncated malformed")
 def test_fetch_equals_the_simulated_source_despite_faults(macro, fake) -> None:
     clean = client(fake.url).fetch(START, END)
     assert clean.equals(macro.observations(list(MACRO_SERIES), START, END))
@@ -62,6 +63,7 @@ def test_series_ids_are_configurable(macro, fake) -> None:
     assert [r.query["series_id"] for r in fake.log] == ["VIXCLS"]
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent")
 def test_series_that_keeps_failing_is_named_with_dates_and_status(fake) -> None:
     fake.inject("503", times=None, match=lambda r: r.query.get("series_id") == "STLFSI4")
     with pytest.raises(VendorError) as failed:

@@ -119,6 +119,7 @@ def test_a_failing_symbol_lands_in_failures_while_others_are_served(fake) -> Non
     )
 
 
+@pytest.mark.chaos("vendor faults", faults="dropped-connection")
 def test_a_dropped_connection_fails_one_symbol_and_the_next_reconnects(fake) -> None:
     fake.disconnect_after(request="reqHistoricalData")
     fetched = vendor(fake).fetch_daily(["AGG", "SPY"], START, END)

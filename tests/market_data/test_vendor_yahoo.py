@@ -41,6 +41,7 @@ def expected(market, symbols, days) -> pl.DataFrame:
     return truth_frame(market, symbols, days, "yahoo", with_vwap=False)
 
 
+@pytest.mark.chaos("vendor faults", faults="429 500 503 timeout truncated malformed")
 def test_faults_give_exactly_the_fault_free_bars_in_7_day_chunks(market) -> None:
     start, end = date(2024, 11, 21), date(2024, 12, 13)
     days = calendar.sessions(start, end)
@@ -85,6 +86,7 @@ def test_vendor_side_refusal_is_permanent_and_names_status(market) -> None:
     assert "failed after 1 attempt(s) (HTTP 422)" in message and "within the last 30 days" in message
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent")
 def test_symbol_that_keeps_failing_fails_only_its_symbol_days(market) -> None:
     with FakeYahoo(market, NOW) as fake:
         fake.inject("503", times=None, match=lambda r: minute_request(r) and r.path.endswith("/QQQ"))
@@ -236,6 +238,7 @@ def test_skew_daily_closes_are_the_simulated_ones_in_one_request(market) -> None
     assert int(request.query["period2"]) == int(after.timestamp())
 
 
+@pytest.mark.chaos("vendor faults", faults="503 truncated")
 def test_skew_transient_faults_are_retried_and_the_closes_stay_exact(market) -> None:
     with skew_fake(market) as fake:
         for kind in ("503", "truncated"):

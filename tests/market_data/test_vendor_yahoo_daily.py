@@ -88,6 +88,7 @@ def test_fake_serves_split_adjusted_daily_rows_and_events_like_yahoo(market, etf
     assert result["events"] == {"dividends": {str(moment): {"amount": 0.2237 / 3, "date": moment}}}
 
 
+@pytest.mark.chaos("vendor faults", faults="503-persistent 500 404")
 def test_a_symbol_yahoo_does_not_know_or_keeps_failing_fails_alone(market, etf) -> None:
     with FakeYahoo(market, NOW, daily=etf.daily_prices) as fake:
         fake.inject("503", times=None, match=lambda r: daily_request(r) and r.path.endswith("/MQHA"))
@@ -102,6 +103,7 @@ def test_a_symbol_yahoo_does_not_know_or_keeps_failing_fails_alone(market, etf) 
     assert_same_rows(result.prices, expected(etf, ["SPY"]))
 
 
+@pytest.mark.chaos("bad price file", faults="zero-close")
 def test_rows_breaking_a_rule_fail_their_symbol(market, etf) -> None:
     def broken(symbols: list[str], first: date, last: date) -> pl.DataFrame:
         frame = etf.daily_prices(symbols, first, last)

@@ -66,6 +66,7 @@ def write_files(lake: Lake, day: date, symbols, age_seconds: float = 0) -> None:
 D1, D2, D3, D4 = date(2024, 11, 25), date(2024, 11, 26), date(2024, 11, 27), date(2024, 11, 29)
 
 
+@pytest.mark.chaos("run worker SIGKILL", faults="killed-mid-session")
 def test_the_sensor_records_the_sessions_a_failed_run_wrote_whole_once(tmp_path, instance):
     root = str(tmp_path / "lake")
     defs, lake = make_defs(root), Lake(root)
@@ -152,6 +153,7 @@ def _wait(what: str, condition, timeout: float, every: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.mark.chaos("run worker SIGKILL", faults="SIGKILL")
 @pytest.mark.cli
 def test_a_sigkilled_run_frees_its_pool_slot_and_what_it_wrote_is_recorded(tmp_path, monkeypatch):
     from dagster._cli.job import _create_run
