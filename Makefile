@@ -23,7 +23,7 @@ demo dev: export FINANCE_DAG_ETF_END_DATE ?= 2024-11-29
 demo dev: export FINANCE_DAG_RISK_START_DATE ?= 2023-11-01
 demo dev: export FINANCE_DAG_RISK_END_DATE ?= 2024-11-29
 
-.PHONY: env demo dev test test-fast e2e bench prod-up prod-down clean
+.PHONY: env demo dev test test-fast e2e chaos bench prod-up prod-down clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -65,6 +65,12 @@ prod-up: $(STAMP)
 
 prod-down: $(STAMP)
 	$(BIN)/python deploy/prod/local.py down
+
+# Faults across the graph and the re-runs that recover from them (tests/chaos; README, "Chaos").
+chaos: $(STAMP)
+	rm -f $(CURDIR)/.chaos-report.jsonl
+	CHAOS_REPORT=$(CURDIR)/.chaos-report.jsonl $(BIN)/pytest -n 2 -q -m chaos
+	$(BIN)/python -m tests.chaos.report $(CURDIR)/.chaos-report.jsonl
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
