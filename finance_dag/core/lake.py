@@ -47,7 +47,10 @@ class Lake:
 
             endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
             client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
-            self.fs = s3fs.S3FileSystem(client_kwargs=client_kwargs, skip_instance_cache=True)
+            # no listings cache: another process (a Celery worker, a re-run) may write a file after we listed
+            self.fs = s3fs.S3FileSystem(
+                client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False
+            )
             self._base = self.root[len("s3://") :]
             self.endpoint = endpoint
         else:

@@ -21,6 +21,16 @@ def test_s3_round_trip_list_and_replace(s3_bucket):
     assert lake.uri(path) == f"s3://{s3_bucket}/prefix/{path}"
 
 
+def test_a_file_written_by_another_process_after_a_listing_is_seen(s3_bucket):
+    """s3fs caches listings; the lake must not: a Celery worker or a re-run writes behind our back."""
+    here, elsewhere = Lake(f"s3://{s3_bucket}/lake"), Lake(f"s3://{s3_bucket}/lake")
+    here.write_parquet("x/one.parquet", pl.DataFrame({"v": [1]}))
+    assert [f.path for f in here.list_files("x")] == ["x/one.parquet"]
+    elsewhere.write_parquet("x/two.parquet", pl.DataFrame({"v": [2]}))
+    assert here.exists("x/two.parquet") and here.read_parquet("x/two.parquet")["v"].to_list() == [2]
+    assert [f.path for f in here.list_files("x")] == ["x/one.parquet", "x/two.parquet"]
+
+
 def test_minute_bars_materialise_to_s3(s3_bucket, instance):
     defs = make_defs(f"s3://{s3_bucket}/lake")
     first, last = THANKSGIVING_WEEK
