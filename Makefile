@@ -69,8 +69,8 @@ prod-down: $(STAMP)
 # Faults across the graph and the re-runs that recover from them (tests/chaos; README, "Chaos").
 chaos: $(STAMP)
 	rm -f $(CURDIR)/.chaos-report.jsonl
-	CHAOS_REPORT=$(CURDIR)/.chaos-report.jsonl $(BIN)/pytest -n 2 -q -m chaos
-	$(BIN)/python -m tests.chaos.report $(CURDIR)/.chaos-report.jsonl
+	CHAOS_REPORT=$(CURDIR)/.chaos-report.jsonl $(BIN)/pytest -n 2 -q -m chaos; status=$$?; \
+	$(BIN)/python -m tests.chaos.report $(CURDIR)/.chaos-report.jsonl && exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
