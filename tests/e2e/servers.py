@@ -202,6 +202,9 @@ def make_home(root: Path):
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    # seen "Join the Dagster community" already (dagster._core.nux): no modal over the checked pages
+    (home / ".nux").mkdir(exist_ok=True)
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     instance = dg.DagsterInstance.from_config(str(home))
     instance.get_runs(limit=1)  # run storage
     instance.get_latest_materialization_event(dg.AssetKey("none"))  # event log storage
