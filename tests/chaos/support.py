@@ -97,6 +97,19 @@ def unreadable(lake: Lake, rels: list[str]) -> dict[str, str]:
     return bad
 
 
+def assert_nothing_partial(expected: Lake, lake: Lake, folder: str = "minute_bars") -> list[str]:
+    """After a fault: nothing staged (``_tmp/``, ``_probe``), every object of ``folder`` a whole
+    readable file equal to the fault-free one, and no file the fault-free lake lacks. Returns the
+    lake's keys under ``folder``."""
+    keys = object_keys(lake)
+    assert not [k for k in keys if k.startswith(("_tmp/", "_probe"))], keys
+    written = [k for k in keys if k.startswith(f"{folder}/")]
+    assert unreadable(lake, written) == {}
+    after_fault = compare(expected, lake, folder)
+    assert after_fault.unequal_files == [] and after_fault.extra_files == []
+    return written
+
+
 def failure_text(result) -> str:
     """Every failure of a run with the whole chain of errors behind it (the step's exception and
     its causes), as the UI shows them."""

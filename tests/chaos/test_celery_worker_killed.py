@@ -38,7 +38,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
-from tests.chaos.support import compare, object_keys, unreadable
+from tests.chaos.support import assert_nothing_partial, compare
 from tests.platform import test_production as production
 from tests.platform.test_killed_runs import _wait as wait
 from tests.support import make_defs, session_range_tags
@@ -184,12 +184,7 @@ def test_a_celery_worker_killed_mid_step_fails_the_run_or_is_redelivered_and_a_r
                 )
 
             # Nothing partial: whole objects equal to the fault-free ones; the first chunk recorded.
-            keys = object_keys(lake)
-            assert not [k for k in keys if k.startswith(("_tmp/", "_probe"))], keys
-            written = [k for k in keys if k.startswith("minute_bars/")]
-            assert unreadable(lake, written) == {}
-            after_fault = compare(expected, lake, "minute_bars")
-            assert after_fault.unequal_files == [] and after_fault.extra_files == []
+            assert_nothing_partial(expected, lake)
             recorded = sorted(
                 {e.dagster_event.partition for e in run_events(instance, run.run_id, DagsterEventType.ASSET_MATERIALIZATION)}
             )  # fmt: skip

@@ -33,7 +33,7 @@ from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.defs.market_data import assets
 from finance_dag.testing.servers import PostgresServer
-from tests.chaos.support import compare, failure_text, object_keys, unreadable
+from tests.chaos.support import assert_nothing_partial, compare, failure_text, object_keys
 from tests.support import SYMBOLS, make_defs, session_range_tags
 
 pytestmark = [pytest.mark.chaos("PostgreSQL restart mid-run"), pytest.mark.prod]
@@ -137,9 +137,7 @@ def test_postgresql_going_away_mid_run_completes_or_fails_clearly_and_a_rerun_re
         # Nothing partial: whole files equal to the fault-free ones; recorded sessions complete.
         keys = object_keys(lake)
         assert not [k for k in keys if not k.startswith("minute_bars/")], keys  # no staged file left
-        assert unreadable(lake, keys) == {}
-        after_fault = compare(expected, lake, "minute_bars")
-        assert after_fault.unequal_files == [] and after_fault.extra_files == []
+        assert_nothing_partial(expected, lake)
         recorded = instance.get_materialized_partitions(MINUTE_BARS)
         for day in recorded:
             assert sum(f"date={day}" in k for k in keys) == len(SYMBOLS), day

@@ -28,7 +28,7 @@ import pytest
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
-from tests.chaos.support import compare, failure_text, object_keys, unreadable
+from tests.chaos.support import assert_nothing_partial, compare, failure_text
 from tests.support import SYMBOLS, failure_messages, make_defs, session_range_tags
 
 pytestmark = [pytest.mark.chaos("S3 outage mid-backfill"), pytest.mark.s3]
@@ -94,12 +94,7 @@ def test_an_s3_outage_mid_backfill_loses_nothing_and_a_rerun_fills_exactly_the_r
 
         # Nothing partial: nothing staged, every object a whole file equal to the fault-free one,
         # and a session is recorded only when all its files are in.
-        keys = object_keys(lake)
-        assert not [k for k in keys if k.startswith(("_tmp/", "_probe"))], keys
-        written = [k for k in keys if k.startswith("minute_bars/")]
-        assert unreadable(lake, written) == {}
-        after_fault = compare(expected, lake, "minute_bars")
-        assert after_fault.unequal_files == [] and after_fault.extra_files == []
+        written = assert_nothing_partial(expected, lake)
         recorded = instance.get_materialized_partitions(MINUTE_BARS)
         for day in recorded:
             assert sum(f"date={day}" in k for k in written) == len(SYMBOLS), day
