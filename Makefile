@@ -59,7 +59,7 @@ e2e: $(STAMP)
 	$(BIN)/pytest -n 2 -q -m e2e tests/e2e
 
 # The production profile on this machine (deploy/prod/local.py, docs/production.md): PostgreSQL,
-# Redis, an S3 stand-in, two Celery workers, the daemon and the UI on http://127.0.0.1:3001.
+# RabbitMQ, Redis, an S3 stand-in, two Celery workers, the daemon and the UI on http://127.0.0.1:3001.
 prod-up: $(STAMP)
 	$(BIN)/python deploy/prod/local.py up
 

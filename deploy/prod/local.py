@@ -1,8 +1,8 @@
 """`make prod-up` / `make prod-down`: the production profile on this machine, for a person who wants
 to try it (docs/production.md). Everything lives in ``.prod/`` and listens on 127.0.0.1 only:
 
-- PostgreSQL (the Dagster instance) and Redis (the Celery broker and result backend) from the
-  machine's packages, a moto S3 server standing in for the lake's bucket;
+- PostgreSQL (the Dagster instance), RabbitMQ (the Celery broker) and Redis (Celery's results)
+  from the machine's packages, a moto S3 server standing in for the lake's bucket;
 - two Celery workers, the Dagster daemon (queued runs, backfills, schedules, sensors, run
   monitoring) and the webserver on http://127.0.0.1:3001, all with ``.prod/env``.
 
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from finance_dag.testing.servers import PostgresServer, RedisServer, free_port
+from finance_dag.testing.servers import PostgresServer, RabbitMQServer, RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".prod"
@@ -51,8 +51,11 @@ def up() -> None:
     if pids.get("processes") and all(_alive(p) for p in pids["processes"].values()):
         print(f"already up: UI http://127.0.0.1:{UI_PORT}, settings in {STATE / 'env'}")
         return
-    ports = pids.get("ports") or {"postgres": free_port(), "redis": free_port(), "s3": free_port()}
+    ports = pids.get("ports") or {}
+    for name in ("postgres", "rabbitmq", "redis", "s3"):
+        ports.setdefault(name, free_port())
     postgres = PostgresServer(STATE / "postgres", port=ports["postgres"]).start()
+    broker = RabbitMQServer(STATE / "rabbitmq", port=ports["rabbitmq"]).start()
     redis = RedisServer(STATE / "redis", port=ports["redis"]).start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FINANCE_DAG_", "DAGSTER_"))},
@@ -60,8 +63,8 @@ def up() -> None:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DAGSTER_HOME": str(STATE / "home"),
         "FINANCE_DAG_EXECUTOR": "celery",
-        "FINANCE_DAG_CELERY_BROKER": redis.url(0),
-        "FINANCE_DAG_CELERY_BACKEND": redis.url(1),
+        "FINANCE_DAG_CELERY_BROKER": broker.url,
+        "FINANCE_DAG_CELERY_BACKEND": redis.url(0),
         "FINANCE_DAG_STORAGE": f"s3://{BUCKET}/lake",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
         "AWS_ACCESS_KEY_ID": "local",
@@ -77,7 +80,7 @@ def up() -> None:
     (STATE / "env").write_text(
         "".join(f"export {k}={v}\n" for k, v in env.items() if k.startswith(("FINANCE_DAG_", "DAGSTER_", "AWS_")))
     )
-    processes = {"redis": redis.process.pid}
+    processes = {"rabbitmq": broker.process.pid, "redis": redis.process.pid}
     processes["s3"] = _spawn("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], env)
     _wait_http(env["AWS_ENDPOINT_URL"])
     import boto3
@@ -102,7 +105,7 @@ def up() -> None:
     _wait_http(f"http://127.0.0.1:{UI_PORT}/server_info", timeout=120)
     print(
         f"production profile up: UI http://127.0.0.1:{UI_PORT}; PostgreSQL 127.0.0.1:{ports['postgres']}, "
-        f"Redis 127.0.0.1:{ports['redis']}, S3 {env['AWS_ENDPOINT_URL']}, {WORKERS} Celery workers\n"
+        f"RabbitMQ 127.0.0.1:{ports['rabbitmq']}, Redis 127.0.0.1:{ports['redis']}, S3 {env['AWS_ENDPOINT_URL']}, {WORKERS} Celery workers\n"
         f"CLI against it:  source {STATE / 'env'} && .venv/bin/dagster job execute -m finance_dag.definitions "
         f"-j minute_bars_job --tags '{{\"dagster/partition\": \"2024-11-29\"}}'\nlogs: {STATE}/*.log; stop: make prod-down"
     )
@@ -125,11 +128,16 @@ def _wait_http(url: str, timeout: float = 60) -> None:
 def down() -> None:
     pids_file = STATE / "pids.json"
     if pids_file.exists():
-        for name, pid in json.loads(pids_file.read_text())["processes"].items():
-            if _alive(pid):
+        state = json.loads(pids_file.read_text())
+        for name, pid in state["processes"].items():
+            if not _alive(pid):
+                continue
+            if name == "rabbitmq":  # a graceful stop through its control tool
+                RabbitMQServer(STATE / "rabbitmq", port=state["ports"]["rabbitmq"]).stop()
+            else:
                 os.killpg(pid, signal.SIGTERM)
-                print(f"stopped {name}")
-        pids_file.write_text(json.dumps({"ports": json.loads(pids_file.read_text())["ports"], "processes": {}}))
+            print(f"stopped {name}")
+        pids_file.write_text(json.dumps({"ports": state["ports"], "processes": {}}))
     if (STATE / "postgres" / "data" / "postmaster.pid").exists():
         PostgresServer(STATE / "postgres").stop()
         print("stopped postgres")

@@ -7,6 +7,12 @@ by ``dagster-celery worker`` processes on any machine that has the code, the ins
 (``DAGSTER_HOME``) and the settings; results come back through ``FINANCE_DAG_CELERY_BACKEND``.
 Both URLs are read from the environment when a run starts (a password in them never shows in the
 UI). Concurrency pools still apply per step, so a vendor's pool admits one step across all workers.
+
+The broker is RabbitMQ: a step is acknowledged only when it ends, so when a whole worker dies its
+connection closes and RabbitMQ gives the step to another worker at once (Redis as a broker would
+hold it for its ``visibility_timeout``, an hour). A step whose own process dies while its worker
+lives fails the run instead (``WorkerLostError``), so a step that kills its process is retried by
+Dagster's run retries, a bounded number of times, never redelivered for ever.
 """
 
 import dagster as dg
@@ -29,7 +35,7 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition | None:
                 "broker": {"env": CELERY_BROKER},
                 "backend": {"env": CELERY_BACKEND},
                 # one step at a time per worker process, acknowledged when done: a step whose
-                # worker dies is redelivered instead of lost
+                # worker dies is redelivered instead of lost (deploy/prod/celery.yaml, the same)
                 "config_source": {"worker_prefetch_multiplier": 1, "task_acks_late": True},
             },
             name="celery",

@@ -1,10 +1,11 @@
-"""Real servers on loopback for the production profile: PostgreSQL and Redis from the machine's
-Debian packages (``.ci/run`` installs them when missing), each in its own folder and on a free port.
+"""Real servers on loopback for the production profile: PostgreSQL, RabbitMQ and Redis from the
+machine's Debian packages (``.ci/run`` installs them when missing), each in its own folder and on a
+free port.
 
 Used by the production-profile tests, the chaos suite and ``make prod-up``. PostgreSQL refuses to
 run as root, so when this process is root the cluster belongs to the ``postgres`` system user and
-its commands run through ``runuser``. Authentication is ``trust`` on 127.0.0.1 only: a local
-profile for one person, never an exposed server.
+its commands run through ``runuser``. Authentication is ``trust`` on 127.0.0.1 only, and RabbitMQ
+admits its ``guest`` user from loopback only: a local profile for one person, never an exposed server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["PostgresServer", "RedisServer", "free_port"]
+__all__ = ["PostgresServer", "RabbitMQServer", "RedisServer", "free_port"]
 
 
 def free_port() -> int:
@@ -141,6 +142,83 @@ class RedisServer:
             self.process.wait(timeout=15)
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+# A step is acknowledged when it ends (task_acks_late), so the broker must not give up on a consumer
+# that holds a message for as long as the longest step runs (RabbitMQ's default: 30 minutes).
+RABBITMQ_CONSUMER_TIMEOUT_MS = 24 * 3600 * 1000
+
+
+class RabbitMQServer:
+    """A RabbitMQ node (the Celery broker) on ``port``, its state in ``folder``, no plugins.
+
+    Each node has its own name, distribution port and Erlang cookie (``HOME`` is ``folder``), so
+    several run side by side; they share the machine's ``epmd`` name server."""
+
+    def __init__(self, folder: str | Path, port: int | None = None):
+        self.folder = Path(folder)
+        self.port = port or free_port()
+        self.node = f"finance-dag-{self.port}@localhost"
+        self.distribution_port = free_port()  # Erlang's node-to-node port (rabbitmqctl talks on it)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOME": str(self.folder),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.distribution_port),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.folder / "rabbitmq.pid"),
+        }
+
+    def start(self) -> RabbitMQServer:
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise RuntimeError("no RabbitMQ: apt-get install rabbitmq-server (.ci/run does)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        (self.folder / "rabbitmq.conf").write_text(
+            f"consumer_timeout = {RABBITMQ_CONSUMER_TIMEOUT_MS}\nloopback_users.guest = true\n"
+        )
+        log = open(self.folder / "rabbitmq.log", "ab")  # noqa: SIM115 - the server writes it until stopped
+        self.process = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        _wait_for_port(self.port, 60, "RabbitMQ")
+        return self
+
+    def stop(self) -> None:
+        """Stop the node (also one this object did not start: ``make prod-down``)."""
+        if self.process is not None and self.process.poll() is not None:
+            return
+        subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"],
+            env=self._env(), capture_output=True, timeout=60,
+        )  # fmt: skip
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=15)
+
+    def __enter__(self) -> RabbitMQServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

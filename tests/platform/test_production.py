@@ -1,5 +1,5 @@
 """The production profile with real servers on loopback: the instance on PostgreSQL, the lake on an
-S3-API server (moto), steps on two Celery workers over Redis. A multi-session market-data backfill
+S3-API server (moto), steps on two Celery workers over RabbitMQ (results in Redis). A multi-session market-data backfill
 and one session of every other domain run through it (the ``dagster`` CLI, as a person or the
 daemon's run worker runs them), and the lake they write equals the embedded default's (a local
 folder, an sqlite instance, in-process execution) row for row.
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import dagster as dg
 import pytest
 
 from finance_dag.core.lake import Lake
-from finance_dag.testing.servers import PostgresServer, RedisServer
+from finance_dag.testing.servers import PostgresServer, RabbitMQServer, RedisServer
 from tests.support import ETF_WINDOW, RISK_WINDOW, make_defs, range_tags, session_range_tags, strategy_config
 
 pytestmark = [pytest.mark.prod, pytest.mark.s3, pytest.mark.cli]
@@ -64,28 +65,41 @@ def steps() -> list[tuple[str, dict[str, str], dict | None]]:
     ]
 
 
+@dataclass
+class Servers:
+    """The production profile's servers on loopback, and a folder for the module's files."""
+
+    postgres: PostgresServer
+    broker: RabbitMQServer
+    results: RedisServer
+    folder: Path
+
+
 @pytest.fixture(scope="module")
 def servers(s3_endpoint):
-    """PostgreSQL and Redis on loopback (a folder /tmp the postgres user can reach), for the module."""
-    folder = tempfile.mkdtemp(prefix="finance_dag_prod_")
+    """PostgreSQL, RabbitMQ and Redis on loopback (in a folder under /tmp the postgres user can
+    reach), for the module."""
+    folder = Path(tempfile.mkdtemp(prefix="finance_dag_prod_"))
     os.chmod(folder, 0o755)
-    with PostgresServer(Path(folder) / "pg") as postgres, RedisServer(Path(folder) / "redis") as redis:
-        yield postgres, redis, folder
+    with (
+        PostgresServer(folder / "pg") as postgres,
+        RabbitMQServer(folder / "rabbitmq") as broker,
+        RedisServer(folder / "redis") as results,
+    ):
+        yield Servers(postgres, broker, results, folder)
 
 
-def production_env(
-    postgres: PostgresServer, redis: RedisServer, home: Path, bucket: str, endpoint: str
-) -> dict:
+def production_env(servers: Servers, home: Path, bucket: str, endpoint: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINANCE_DAG_")}
     env.update({f"FINANCE_DAG_{k}": v for k, v in WINDOW.items()})
-    env.update(postgres.env())
+    env.update(servers.postgres.env())
     env.update(
         PATH=f"{REPO / '.venv/bin'}{os.pathsep}{env.get('PATH', '')}",  # dagster-celery starts `celery`
         DAGSTER_HOME=str(home),
         FINANCE_DAG_STORAGE=f"s3://{bucket}/lake",
         FINANCE_DAG_EXECUTOR="celery",
-        FINANCE_DAG_CELERY_BROKER=redis.url(0),
-        FINANCE_DAG_CELERY_BACKEND=redis.url(1),
+        FINANCE_DAG_CELERY_BROKER=servers.broker.url,
+        FINANCE_DAG_CELERY_BACKEND=servers.results.url(0),
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -183,7 +197,7 @@ def lake_files(lake: Lake) -> dict[str, str]:
 def test_the_production_profile_writes_the_embedded_defaults_lake(
     servers, s3_endpoint, tmp_path, monkeypatch
 ):
-    postgres, redis, folder = servers
+    folder = servers.folder
     # the embedded default: local lake, sqlite instance, in-process
     local = tmp_path / "embedded"
     defs = make_defs(str(local), env=WINDOW)
@@ -198,25 +212,25 @@ def test_the_production_profile_writes_the_embedded_defaults_lake(
     bucket = "lake-production"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)  # fmt: skip
-    home = Path(folder) / "home"
+    home = folder / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "deploy/prod/dagster.yaml").read_text())
-    env = production_env(postgres, redis, home, bucket, s3_endpoint)
-    workers = start_workers(env, Path(folder))
+    env = production_env(servers, home, bucket, s3_endpoint)
+    workers = start_workers(env, folder)
     started = time.perf_counter()
     try:
         for job, tags, config in steps():
-            execute(job, tags, config, env, Path(folder))
+            execute(job, tags, config, env, folder)
     finally:
         stop(workers)
     print(f"production profile: {len(steps())} runs in {time.perf_counter() - started:.0f} s")
 
     # both workers took steps
-    logs = [(Path(folder) / f"worker{k}.log").read_text(errors="replace") for k in range(WORKERS)]
+    logs = [(folder / f"worker{k}.log").read_text(errors="replace") for k in range(WORKERS)]
     assert all("succeeded" in log for log in logs), [log[-2000:] for log in logs]
 
     # the runs are in PostgreSQL
-    for name, value in {**postgres.env(), "DAGSTER_HOME": str(home)}.items():
+    for name, value in {**servers.postgres.env(), "DAGSTER_HOME": str(home)}.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
         assert "Postgres" in type(instance.run_storage).__name__
