@@ -73,14 +73,13 @@ class Lake:
             where += f" (AWS_ENDPOINT_URL={self.endpoint})"
         try:
             self.write_bytes(probe, b"ok")
-            if self.read_bytes(probe) != b"ok":
-                raise StorageError(f"{where}: a probe file read back different bytes")
+            echoed = self.read_bytes(probe)
             self.fs.rm(self._abs(probe))
             self.sweep_stale_tmp()
-        except StorageError:
-            raise
         except Exception as exc:  # any client error means the root is unusable
             raise StorageError(f"{where} is not usable: {type(exc).__name__}: {exc}") from exc
+        if echoed != b"ok":
+            raise StorageError(f"{where}: a probe file read back different bytes")
 
     def sweep_stale_tmp(self, older_than: float = STALE_TMP_SECONDS) -> list[str]:
         """Remove staged files a killed writer left behind (older than ``older_than`` seconds,
@@ -109,7 +108,10 @@ class Lake:
         """Atomically put ``data`` at ``rel``: readers see the old file or the new, never half."""
         target = self._abs(rel)
         if self.is_s3:
-            self.fs.pipe_file(target, data)  # one PUT: S3 objects appear whole
+            try:
+                self.fs.pipe_file(target, data)  # one PUT: S3 objects appear whole
+            except Exception as exc:  # the client names the object URL-encoded; say which file
+                raise StorageError(f"writing {self.uri(rel)} failed: {type(exc).__name__}: {exc}") from exc
             return
         self._makedirs(os.path.dirname(target))
         self._makedirs(self._abs(TMP_DIR))

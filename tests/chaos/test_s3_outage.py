@@ -6,7 +6,7 @@ session):
 
 - ``outage-outlasts-retries``: it stays down until the run gives up (botocore retries a refused
   connection 4 times with random exponential backoff: 0-15 s, ~7 s typically): the run fails
-  naming ``EndpointConnectionError``, the endpoint and the file (URL-encoded);
+  naming ``EndpointConnectionError``, the endpoint and the file's ``s3://`` path as written;
   the three sessions written before are recorded, the fourth is not; every object is a whole
   parquet file equal to the fault-free one, nothing is staged under ``_tmp/`` (S3 writes are single
   PUTs). After the restart, a "missing only" re-run fills exactly the six missing sessions
@@ -20,7 +20,6 @@ Either way the lake ends equal to a fault-free run's lake, row for row.
 import threading
 import time
 from datetime import date
-from urllib.parse import quote
 
 import boto3
 import dagster as dg
@@ -86,7 +85,7 @@ def test_an_s3_outage_mid_backfill_loses_nothing_and_a_rerun_fills_exactly_the_r
             assert not result.success
             message = failure_text(result)
             assert "EndpointConnectionError" in message and stoppable_s3.endpoint in message, message
-            assert quote(struck["path"]) in message  # the file it was writing (URL-encoded)
+            assert f"writing {lake.uri(struck['path'])} failed" in message  # the file, not URL-encoded
             chaos.note = "run failed: EndpointConnectionError naming the endpoint and the file"
             stoppable_s3.start()
         chaos.inject("S3 server restarted on the same port")
