@@ -62,6 +62,7 @@ def up() -> None:
         **postgres.env(),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DAGSTER_HOME": str(STATE / "home"),
+        "DAGSTER_EVENT_BATCH_SIZE": "1000",  # as deploy/prod/env.example
         "FINANCE_DAG_EXECUTOR": "celery",
         "FINANCE_DAG_CELERY_BROKER": broker.url,
         "FINANCE_DAG_CELERY_BACKEND": redis.url(0),

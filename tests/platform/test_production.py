@@ -96,6 +96,7 @@ def production_env(servers: Servers, home: Path, bucket: str, endpoint: str) -> 
     env.update(
         PATH=f"{REPO / '.venv/bin'}{os.pathsep}{env.get('PATH', '')}",  # dagster-celery starts `celery`
         DAGSTER_HOME=str(home),
+        DAGSTER_EVENT_BATCH_SIZE="1000",  # as deploy/prod/env.example
         FINANCE_DAG_STORAGE=f"s3://{bucket}/lake",
         FINANCE_DAG_EXECUTOR="celery",
         FINANCE_DAG_CELERY_BROKER=servers.broker.url,
