@@ -34,6 +34,7 @@ SCRIPTS = [
     "bench_risk",
     "bench_strategies",
     "bench_scale",
+    "bench_full_year",
 ]
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
