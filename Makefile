@@ -48,7 +48,7 @@ test: $(STAMP)
 	$(BIN)/ruff check finance_dag tests benchmarks
 	$(BIN)/ruff format --check finance_dag tests benchmarks
 	$(BIN)/dagster definitions validate -m finance_dag.definitions
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist worksteal -q
 
 # The fast set for the edit-test loop: no CLI subprocesses, no S3 server, no vendor SDKs.
 test-fast: $(STAMP)

@@ -19,6 +19,16 @@ for _name in [n for n in os.environ if n.startswith("FINANCE_DAG_")]:
     del os.environ[_name]
 
 
+# Tests that start whole stacks (the production profile's servers, the webserver and daemon): a
+# minute or more each. ``make test`` runs them first and lets idle workers steal the short tests
+# behind them (``--dist worksteal``), so the run never ends waiting on one long test started last.
+LONG_RUNNING = ("prod", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in LONG_RUNNING))
+
+
 @pytest.fixture(scope="session")
 def market() -> SimulatedMarket:
     return SimulatedMarket(7)
