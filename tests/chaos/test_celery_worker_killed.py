@@ -1,6 +1,6 @@
 """A Celery worker killed with SIGKILL while it executes a step, on the production profile:
 PostgreSQL, RabbitMQ (the broker) and Redis (results) on loopback, the lake on the S3-API server,
-two Celery workers, and a 42-session minute_bars backfill run through ``dagster job execute``
+two Celery workers, and a 43-session minute_bars backfill run through ``dagster job execute``
 (``FINANCE_DAG_EXECUTOR=celery``), set up with ``tests/platform/test_production.py``'s helpers.
 
 Once the worker that logged "received" for the step has written the first chunk of 20 sessions
@@ -11,7 +11,7 @@ Once the worker that logged "received" for the step has written the first chunk 
   task with ``WorkerLostError`` and, ``task_acks_late`` notwithstanding, acknowledges it
   (``task_reject_on_worker_lost`` is off, so a step that kills its process is not retried for
   ever): the run fails at once naming the signal. The 20 recorded sessions stay recorded, and a
-  re-run of the 22 missing sessions on the remaining worker completes the lake.
+  re-run of the 23 missing sessions on the remaining worker completes the lake.
 - ``whole-worker``: the worker's whole process group (main process and pool: a lost node) is
   killed. Its connection to RabbitMQ closes with the step's message unacknowledged, so the broker
   hands the message to the other worker at once, which runs the step again from its start: the
@@ -47,7 +47,7 @@ from tests.support import make_defs, session_range_tags
 pytestmark = [pytest.mark.chaos("Celery worker SIGKILL"), pytest.mark.prod, pytest.mark.s3, pytest.mark.cli]
 
 servers = production.servers  # PostgreSQL, RabbitMQ and Redis for this module (a fixture)
-SESSIONS = [d.isoformat() for d in calendar.sessions(production.FIRST, production.DAY)]  # 42
+SESSIONS = [d.isoformat() for d in calendar.sessions(production.FIRST, production.DAY)]  # 43
 SYMBOLS = production.WINDOW["UNIVERSE"].split(",")
 CHUNK = 20  # finance_dag.defs.market_data.assets.CHUNK_SESSIONS: recorded before the next starts
 KILL_AFTER_FILES = (CHUNK + 2) * len(SYMBOLS)  # the first chunk recorded, the second being written

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.prod, pytest.mark.s3, pytest.mark.cli]
 
 REPO = Path(__file__).parents[2]
 DAY = date(2024, 11, 29)
-FIRST = date(2024, 10, 1)  # 42 sessions: the strategies' walk-forward needs train + test = 25
+FIRST = date(2024, 10, 1)  # 43 sessions: the strategies' walk-forward needs train + test = 25
 WINDOW = {
     "UNIVERSE": "SPY,QQQ,IWM",
     "START_DATE": FIRST.isoformat(),
