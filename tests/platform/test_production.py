@@ -7,6 +7,7 @@ folder, an sqlite instance, in-process execution) row for row.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,12 +82,15 @@ def servers(s3_endpoint):
     reach), for the module."""
     folder = Path(tempfile.mkdtemp(prefix="finance_dag_prod_"))
     os.chmod(folder, 0o755)
-    with (
-        PostgresServer(folder / "pg") as postgres,
-        RabbitMQServer(folder / "rabbitmq") as broker,
-        RedisServer(folder / "redis") as results,
-    ):
-        yield Servers(postgres, broker, results, folder)
+    try:
+        with (
+            PostgresServer(folder / "pg") as postgres,
+            RabbitMQServer(folder / "rabbitmq") as broker,
+            RedisServer(folder / "redis") as results,
+        ):
+            yield Servers(postgres, broker, results, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the clusters' data: tens of MB a run
 
 
 def production_env(servers: Servers, home: Path, bucket: str, endpoint: str) -> dict:
