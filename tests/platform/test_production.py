@@ -114,6 +114,16 @@ def production_env(servers: Servers, home: Path, bucket: str, endpoint: str) -> 
 
 
 def start_workers(env: dict, folder: Path) -> list[subprocess.Popen]:
+    """The Celery workers, once the instance's schema exists: processes that create it at once on a
+    fresh database race (docs/production.md, "Start order"), so it is migrated first, as
+    ``make prod-up`` does."""
+    subprocess.run(
+        [str(REPO / ".venv/bin/dagster"), "instance", "migrate"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     workers = []
     for k in range(WORKERS):
         log = open(folder / f"worker{k}.log", "wb")  # noqa: SIM115 - the worker writes it until killed
