@@ -18,7 +18,7 @@ import polars as pl
 
 from finance_dag.analytics import performance_summary
 from finance_dag.backtest.costs import CostModel
-from finance_dag.backtest.engine import Panel, forward_fill
+from finance_dag.backtest.engine import forward_fill
 from finance_dag.strategies.signals import Bars, Strategy
 from finance_dag.strategies.sizing import Sizer, Sizing
 from finance_dag.strategies.walkforward import WalkForward, walk_forward
@@ -133,7 +133,7 @@ def daily_cost(bars: Bars, model: CostModel, capital: float):
     sold at its last close, as the event loop does, with the ADV of the sessions it traded."""
     volume = pl.DataFrame(bars.volume, orient="row").select(pl.all().fill_nan(None))
     adv = volume.select(pl.all().rolling_mean(COST_WINDOW, min_samples=1).forward_fill()).to_numpy()
-    returns = Panel(bars.dates, bars.symbols, bars.close).returns()
+    returns = bars.returns
     sigma = pl.DataFrame(returns, orient="row").select(
         pl.all().fill_nan(None).rolling_std(COST_WINDOW, min_samples=2)
     )
@@ -176,7 +176,7 @@ def evaluate(
     """Walk-forward of a daily ``strategy`` on ``bars`` with ``sizing`` (default: equal budgets),
     orders priced by ``costs`` (None: free) on ``capital``, sector labels from :data:`SECTOR_OF`, the
     risk factor ``exposures`` (N×K, for ``Sizing.factor_limit``) and the rule's ``options``."""
-    returns = Panel(bars.dates, bars.symbols, bars.close).returns()
+    returns = bars.returns
     sizer = Sizer(
         returns,
         sizing or Sizing(),

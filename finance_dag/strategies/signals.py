@@ -27,7 +27,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from functools import partial
+from functools import cached_property, partial
 from numbers import Real
 from typing import Literal
 
@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
+from finance_dag.backtest.engine import Panel
 from finance_dag.market_data.bars import ny_date, session_windows
 
 __all__ = [
@@ -100,6 +101,15 @@ class Bars:
             view = array.view()
             view.flags.writeable = False
             object.__setattr__(self, name, view)
+
+    @cached_property
+    def returns(self) -> np.ndarray:
+        """Close-to-close returns (T×N, read-only) by the backtest engine's rule, never across a
+        missing close (:meth:`Panel.returns`); computed once per ``Bars``, shared by the rules'
+        sizing, costs and factor exposures."""
+        returns = Panel(self.dates, self.symbols, self.close).returns()
+        returns.flags.writeable = False
+        return returns
 
 
 # --- shared building blocks -------------------------------------------------------------------

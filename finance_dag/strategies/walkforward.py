@@ -45,7 +45,6 @@ from finance_dag.analytics import (
     probability_of_backtest_overfitting,
 )
 from finance_dag.backtest.costs import CostModel
-from finance_dag.backtest.engine import Panel
 from finance_dag.backtest.vectorised import intraday_path, turnover, weights_returns
 from finance_dag.market_data.bars import ny_date
 from finance_dag.strategies.signals import Bars, Strategy
@@ -234,7 +233,7 @@ def walk_forward(
     if strategy.data != "daily":
         raise ValueError(f"walk_forward: {strategy.name} runs on {strategy.data} bars, not daily bars")
     grid = strategy.grid() if grid is None else grid
-    symbol_returns = Panel(bars.dates, bars.symbols, bars.close).returns()
+    symbol_returns = bars.returns
 
     def path(positions: np.ndarray) -> Path:
         weights = size(positions)

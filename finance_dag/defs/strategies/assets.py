@@ -17,7 +17,6 @@ import polars as pl
 from finance_dag.analytics import PERFORMANCE_KEYS
 from finance_dag.backtest import costs as cost_logic
 from finance_dag.backtest import vectorised
-from finance_dag.backtest.engine import Panel
 from finance_dag.core import reports
 from finance_dag.core.lake import StorageError, partition_path
 from finance_dag.core.reports import line_chart_png, markdown_table, png_markdown
@@ -279,7 +278,7 @@ def factor_exposures(lake: LakeResource, bars: Bars, train: int) -> np.ndarray:
     frame = frame.sort("date")
     factors = [c for c in frame.columns if c not in ("date", "r2", "used", "left_out")]
     rows = np.searchsorted(bars.dates, frame["date"].to_numpy().astype("datetime64[D]"))
-    returns = Panel(bars.dates, bars.symbols, bars.close).returns()
+    returns = bars.returns
     betas, _, _ = returns_based_exposures(returns[rows], frame.select(factors).fill_null(0.0).to_numpy())
     return betas
 
