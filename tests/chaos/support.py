@@ -1,14 +1,27 @@
-"""Helpers of the chaos suite: a lake compared with the fault-free one (files, rows lost,
-duplicates), every object of a lake, unreadable files, and the full text of a run's failures."""
+"""Helpers of the chaos suite: a minute_bars range run in-process, a lake compared with the
+fault-free one (files, rows lost, duplicates), every object of a lake, unreadable files, and the
+full text of a run's failures."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
+import dagster as dg
 import polars as pl
 
 from finance_dag.core.lake import Lake
 from tests.platform.test_production import lake_files
+from tests.support import session_range_tags
+
+
+def run_minute_bars(defs: dg.Definitions, instance, first: str, last: str) -> dg.ExecuteInProcessResult:
+    """``minute_bars_job`` over sessions ``first``..``last`` in one in-process run, failures kept."""
+    return defs.resolve_job_def("minute_bars_job").execute_in_process(
+        instance=instance,
+        tags=session_range_tags(date.fromisoformat(first), date.fromisoformat(last)),
+        raise_on_error=False,
+    )
 
 
 @dataclass

@@ -33,8 +33,8 @@ from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
 from finance_dag.defs.market_data import assets
 from finance_dag.testing.servers import PostgresServer
-from tests.chaos.support import assert_nothing_partial, compare, failure_text, object_keys
-from tests.support import SYMBOLS, make_defs, session_range_tags
+from tests.chaos.support import assert_nothing_partial, compare, failure_text, object_keys, run_minute_bars
+from tests.support import SYMBOLS, make_defs
 
 pytestmark = [pytest.mark.chaos("PostgreSQL restart mid-run"), pytest.mark.prod]
 
@@ -64,14 +64,6 @@ def postgres(monkeypatch):
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def run(defs, instance, first: str, last: str) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("minute_bars_job").execute_in_process(
-        instance=instance,
-        tags=session_range_tags(date.fromisoformat(first), date.fromisoformat(last)),
-        raise_on_error=False,
-    )
 
 
 @pytest.mark.parametrize("outage", ["restart", "down-16s"])
@@ -110,7 +102,7 @@ def test_postgresql_going_away_mid_run_completes_or_fails_clearly_and_a_rerun_re
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         assert "Postgres" in type(instance.run_storage).__name__
         try:
-            result = run(defs, instance, SESSIONS[0], SESSIONS[-1])
+            result = run_minute_bars(defs, instance, SESSIONS[0], SESSIONS[-1])
         finally:
             if writes[0] >= STRIKE_AT:
                 striker.join(60)
@@ -146,7 +138,7 @@ def test_postgresql_going_away_mid_run_completes_or_fails_clearly_and_a_rerun_re
 
         if missing:  # the "missing only" re-run
             assert missing == SESSIONS[SESSIONS.index(missing[0]) :]
-            again = run(defs, instance, missing[0], missing[-1])
+            again = run_minute_bars(defs, instance, missing[0], missing[-1])
             assert again.success, failure_text(again)
             assert (
                 sorted({m.partition for m in again.asset_materializations_for_node("minute_bars")}) == missing

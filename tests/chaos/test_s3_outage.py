@@ -27,8 +27,8 @@ import pytest
 
 from finance_dag.core import calendar
 from finance_dag.core.lake import Lake
-from tests.chaos.support import assert_nothing_partial, compare, failure_text
-from tests.support import SYMBOLS, failure_messages, make_defs, session_range_tags
+from tests.chaos.support import assert_nothing_partial, compare, failure_text, run_minute_bars
+from tests.support import SYMBOLS, failure_messages, make_defs
 
 pytestmark = [pytest.mark.chaos("S3 outage mid-backfill"), pytest.mark.s3]
 
@@ -36,14 +36,6 @@ FIRST, LAST = date(2024, 11, 18), date(2024, 11, 29)  # 9 sessions (Thanksgiving
 SESSIONS = [d.isoformat() for d in calendar.sessions(FIRST, LAST)]
 STOP_AT = 3 * len(SYMBOLS) + 10  # the 10th file of the 4th session
 MINUTE_BARS = dg.AssetKey("minute_bars")
-
-
-def run(defs: dg.Definitions, instance, first: str, last: str) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("minute_bars_job").execute_in_process(
-        instance=instance,
-        tags=session_range_tags(date.fromisoformat(first), date.fromisoformat(last)),
-        raise_on_error=False,
-    )
 
 
 @pytest.mark.parametrize("outage", ["outage-outlasts-retries", "outage-within-retries"])
@@ -74,7 +66,7 @@ def test_an_s3_outage_mid_backfill_loses_nothing_and_a_rerun_fills_exactly_the_r
 
     monkeypatch.setattr(Lake, "write_bytes", write)
     with dg.instance_for_test() as instance:
-        result = run(defs, instance, SESSIONS[0], SESSIONS[-1])
+        result = run_minute_bars(defs, instance, SESSIONS[0], SESSIONS[-1])
         assert writes[0] >= STOP_AT, "the run ended before the outage"
         if outage == "outage-within-retries":
             assert restarted.wait(10)
@@ -106,7 +98,7 @@ def test_an_s3_outage_mid_backfill_loses_nothing_and_a_rerun_fills_exactly_the_r
         kept = {k: lake.modified(k) for k in written if any(f"date={d}" in k for d in recorded)}
         if missing:
             assert missing == SESSIONS[SESSIONS.index(missing[0]) :]  # one range: the tail
-            again = run(defs, instance, missing[0], missing[-1])
+            again = run_minute_bars(defs, instance, missing[0], missing[-1])
             assert again.success, failure_messages(again)
             assert (
                 sorted({m.partition for m in again.asset_materializations_for_node("minute_bars")}) == missing
