@@ -39,15 +39,24 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks.bench_scale import FINISHED, run_markers, start, stop, tail, wait_for_daemon
+from benchmarks.bench_scale import (
+    BIN,
+    MAIN_LOCATION,
+    NO_AUTOMATION,
+    REPO,
+    run_markers,
+    start,
+    stop,
+    tail,
+    wait_for_daemon,
+    wait_until_done,
+)
 from benchmarks.common import verdict
 from finance_dag.core import calendar
 from finance_dag.core.universe import FULL_SYMBOLS
 from finance_dag.platform.partitions import session_range_tags
 
 ISSUE = "issue 11"
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 FIRST, LAST = date(2023, 12, 1), date(2024, 11, 29)
 JOBS = ("minute_bars_job", "daily_market_data_job")
 RUN_TIMEOUT = 1800
@@ -57,10 +66,6 @@ TARGETS = {
     "launch": 15.0,  # as bench_scale's S1
     "ratio": 1.25,  # PostgreSQL run time / sqlite run time
 }
-NO_AUTOMATION = (
-    "# bench_full_year: no asset daemon and no automation sensor, so no automation run competes\n"
-    "auto_materialize:\n  enabled: false\n  use_sensors: false\n"
-)
 JOB_TAG = "finance_dag/bench_full_year"
 
 
@@ -98,15 +103,12 @@ def launch(job: str, env: dict[str, str], work: Path) -> float:
 
 
 def wait_for_run(instance: dg.DagsterInstance, job: str, daemon_log: Path) -> dg.DagsterRun:
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={JOB_TAG: job}))
-        if runs and runs[0].status in FINISHED:
-            if runs[0].status != dg.DagsterRunStatus.SUCCESS:
-                raise RuntimeError(f"{job} ended {runs[0].status}; daemon log: {tail(daemon_log)}")
-            return runs[0]
-        time.sleep(1)
-    raise RuntimeError(f"{job} did not finish within {RUN_TIMEOUT} s: {tail(daemon_log)}")
+    """The run ``launch`` queued for ``job`` (it exists once the CLI returns), once it succeeded."""
+    (queued,) = instance.get_runs(filters=dg.RunsFilter(tags={JOB_TAG: job}))
+    run = wait_until_done(instance, queued.run_id, RUN_TIMEOUT)
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        raise RuntimeError(f"{job} ended {run.status}; daemon log: {tail(daemon_log)}")
+    return run
 
 
 def materialise_year(work: Path, kind: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -154,10 +156,7 @@ def main() -> int:
     print(f"the full universe, {len(FULL_SYMBOLS)} symbols x {sessions} sessions ({FIRST}..{LAST})")
     work = Path(tempfile.mkdtemp(prefix="finance_dag_bench_full_year_", dir="/tmp"))
     os.chmod(work, 0o755)  # the postgres system user owns the cluster inside it when we are root
-    (work / "workspace.yaml").write_text(
-        "load_from:\n  - python_module:\n      module_name: finance_dag.definitions\n"
-        f"      location_name: finance_dag\n      working_directory: {REPO}\n"
-    )
+    (work / "workspace.yaml").write_text("load_from:\n" + MAIN_LOCATION)
     saved_env = dict(os.environ)
     measured: dict[str, dict[str, dict[str, float]]] = {}
     try:

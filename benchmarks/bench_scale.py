@@ -722,21 +722,26 @@ def location_env(lake: Path) -> dict[str, str]:
     return {**clean, "FINANCE_DAG_STORAGE": str(lake), "FINANCE_DAG_START_DATE": FIRST_SESSION.isoformat()}
 
 
+# Appended to an instance file: no asset daemon and no automation sensor, so no automation run
+# competes with what is measured.
+NO_AUTOMATION = "# benchmark: no automation\nauto_materialize:\n  enabled: false\n  use_sensors: false\n"
+# The code location as a workspace entry (``load_from:`` item).
+MAIN_LOCATION = (
+    f"  - python_module:\n      module_name: finance_dag.definitions\n      location_name: {LOCATION}\n"
+    f"      working_directory: {REPO}\n"
+)
+
+
 def write_home(home: Path, work: Path) -> None:
     home.mkdir()
     production = (REPO / "deploy/prod/dagster.yaml").read_text()
-    (home / "dagster.yaml").write_text(
-        production + "# bench_scale: no asset daemon, so no automation run competes with S1\n"
-        "auto_materialize:\n  enabled: false\n  use_sensors: false\n"
-    )
-    locations = [
-        f"  - python_module:\n      module_name: finance_dag.definitions\n      location_name: {LOCATION}\n"
-        f"      working_directory: {REPO}\n",
+    (home / "dagster.yaml").write_text(production + NO_AUTOMATION)
+    scale = (
         f"  - python_module:\n      module_name: benchmarks.bench_scale\n      attribute: scale_defs\n"
-        f"      location_name: {SCALE_LOCATION}\n      working_directory: {REPO}\n",
-    ]
-    (work / "workspace.yaml").write_text("load_from:\n" + "".join(locations))
-    (work / "daemon_workspace.yaml").write_text("load_from:\n" + locations[0])
+        f"      location_name: {SCALE_LOCATION}\n      working_directory: {REPO}\n"
+    )
+    (work / "workspace.yaml").write_text("load_from:\n" + MAIN_LOCATION + scale)
+    (work / "daemon_workspace.yaml").write_text("load_from:\n" + MAIN_LOCATION)
 
 
 def main(argv: list[str] | None = None) -> int:
