@@ -22,7 +22,6 @@ Either way, once the run has ended every object in the lake is a whole file equa
 one, and the end is the fault-free lake, row for row, with no duplicate.
 """
 
-import json
 import logging
 import os
 import signal
@@ -57,11 +56,9 @@ CASE_TAG = "finance_dag/chaos_case"
 def start_run(tags: dict[str, str], env: dict, log: Path) -> subprocess.Popen:
     """``dagster job execute`` of minute_bars_job in the background, in a process group of its own
     (``production.execute`` waits for the run and requires success)."""
-    command = [str(production.REPO / ".venv/bin/dagster"), "job", "execute", "-m", "finance_dag.definitions",
-               "-j", "minute_bars_job", "--tags", json.dumps(tags)]  # fmt: skip
     with open(log, "wb") as out:
         return subprocess.Popen(
-            command,
+            production.execute_command("minute_bars_job", tags),
             cwd=production.REPO,
             env=env,
             stdout=out,

@@ -1,8 +1,8 @@
 """The production profile with real servers on loopback: the instance on PostgreSQL, the lake on an
-S3-API server (moto), steps on two Celery workers over RabbitMQ (results in Redis). A multi-session market-data backfill
-and one session of every other domain run through it (the ``dagster`` CLI, as a person or the
-daemon's run worker runs them), and the lake they write equals the embedded default's (a local
-folder, an sqlite instance, in-process execution) row for row.
+S3-API server (moto), steps on two Celery workers over RabbitMQ (results in Redis). A multi-session
+market-data backfill and one session of every other domain run through it (the ``dagster`` CLI, as
+a person or the daemon's run worker runs them), and the lake they write equals the embedded
+default's (a local folder, an sqlite instance, in-process execution) row for row.
 """
 
 import json
@@ -174,11 +174,15 @@ def stop(processes: list[subprocess.Popen]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def execute_command(job: str, tags: dict[str, str]) -> list[str]:
+    """``dagster job execute`` of ``job`` with run ``tags`` on the code location."""
+    command = [str(REPO / ".venv/bin/dagster"), "job", "execute", "-m", "finance_dag.definitions", "-j", job]
+    return command + ["--tags", json.dumps(tags)] if tags else command
+
+
 def execute(job: str, tags: dict[str, str], config: dict | None, env: dict, folder: Path) -> None:
     """One run through the CLI on the production instance (its job's executor: Celery)."""
-    command = [str(REPO / ".venv/bin/dagster"), "job", "execute", "-m", "finance_dag.definitions", "-j", job]
-    if tags:
-        command += ["--tags", json.dumps(tags)]
+    command = execute_command(job, tags)
     if config:
         path = folder / f"{job}.json"
         path.write_text(json.dumps(config))
